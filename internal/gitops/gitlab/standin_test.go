@@ -1,0 +1,292 @@
+package gitlab
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// standIn follows GitLab's documented repository Files API and the commits
+// list, backed by a real Git repository so that every write is a real commit
+// a fresh clone can see. Only what the Backend uses is implemented.
+type standIn struct {
+	t       *testing.T
+	dir     string // non-bare repository with the branch checked out
+	token   string
+	project string // numeric id
+	branch  string
+	srv     *httptest.Server
+	mu      sync.Mutex
+	// conflictStatus is the status for a stale last_commit_id: GitLab has
+	// answered 400 with a message; 409 and 412 are accepted by the Backend too.
+	conflictStatus int
+	// beforeWrite runs inside a write, after the request is read, to let a
+	// test simulate a concurrent commit.
+	beforeWrite func()
+	requests    []string
+}
+
+func newStandIn(t *testing.T) *standIn {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	s := &standIn{t: t, dir: t.TempDir(), token: "glpat-standin-secret-0123456789", project: "42", branch: "main", conflictStatus: http.StatusBadRequest}
+	s.git("init", "-q", "-b", s.branch)
+	s.git("config", "user.name", "Seed")
+	s.git("config", "user.email", "seed@example.invalid")
+	s.writeFile("clusters/prod/app.yaml", "replicas: 1\n")
+	s.git("add", "-A")
+	s.git("commit", "-q", "-m", "seed")
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *standIn) git(args ...string) string {
+	s.t.Helper()
+	out, err := s.gitErr(args...)
+	if err != nil {
+		s.t.Fatalf("git %v: %v", args, err)
+	}
+	return out
+}
+
+func (s *standIn) gitErr(args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (s *standIn) writeFile(p, content string) {
+	full := filepath.Join(s.dir, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// commitExternal makes a commit as if another user edited the file in the UI.
+func (s *standIn) commitExternal(p, content string) {
+	s.writeFile(p, content)
+	s.git("add", "-A")
+	s.git("commit", "-q", "-m", "external edit")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, r.Method+" "+r.URL.EscapedPath())
+	if r.Header.Get("PRIVATE-TOKEN") != s.token {
+		writeJSON(w, 401, map[string]string{"message": "401 Unauthorized"})
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/api/v4/projects/")
+	if !ok {
+		writeJSON(w, 404, map[string]string{"error": "404 Not Found"})
+		return
+	}
+	pid, rest, _ := strings.Cut(rest, "/")
+	if pid != s.project && pid != url.PathEscape("group/repo") {
+		writeJSON(w, 404, map[string]string{"message": "404 Project Not Found"})
+		return
+	}
+	if rest == "repository/commits" && r.Method == http.MethodGet {
+		s.listCommits(w, r)
+		return
+	}
+	escFile, ok := strings.CutPrefix(rest, "repository/files/")
+	if !ok {
+		writeJSON(w, 404, map[string]string{"error": "404 Not Found"})
+		return
+	}
+	raw := false
+	if f, isRaw := strings.CutSuffix(escFile, "/raw"); isRaw {
+		escFile, raw = f, true
+	}
+	file, err := url.PathUnescape(escFile)
+	if err != nil || file == "" || strings.Contains(file, "..") {
+		writeJSON(w, 400, map[string]string{"error": "file_path should be a valid file path"})
+		return
+	}
+	params := r.URL.Query()
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeJSON(w, 400, map[string]string{"error": "body is not valid JSON"})
+			return
+		}
+		for k, v := range body {
+			params.Set(k, fmt.Sprint(v))
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.getFile(w, r, file, params, raw)
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+		s.write(w, r.Method, file, params)
+	default:
+		writeJSON(w, 405, map[string]string{"error": "405 Method Not Allowed"})
+	}
+}
+
+func (s *standIn) getFile(w http.ResponseWriter, r *http.Request, file string, params url.Values, raw bool) {
+	ref := params.Get("ref")
+	if ref == "" {
+		writeJSON(w, 400, map[string]string{"error": "ref is missing"})
+		return
+	}
+	content, err := s.gitErr("show", ref+":"+file)
+	if err != nil {
+		writeJSON(w, 404, map[string]string{"message": "404 File Not Found"})
+		return
+	}
+	content = s.gitRaw("show", ref+":"+file)
+	if raw {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(content))
+		return
+	}
+	head := s.git("rev-parse", ref)
+	last := s.git("log", "-1", "--format=%H", ref, "--", file)
+	blob := s.git("rev-parse", ref+":"+file)
+	h := w.Header()
+	h.Set("X-Gitlab-Blob-Id", blob)
+	h.Set("X-Gitlab-Commit-Id", head)
+	h.Set("X-Gitlab-Last-Commit-Id", last)
+	h.Set("X-Gitlab-File-Path", file)
+	h.Set("X-Gitlab-File-Name", filepath.Base(file))
+	h.Set("X-Gitlab-Ref", ref)
+	h.Set("X-Gitlab-Encoding", "base64")
+	h.Set("X-Gitlab-Size", fmt.Sprint(len(content)))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(200)
+		return
+	}
+	writeJSON(w, 200, map[string]any{
+		"file_name": filepath.Base(file), "file_path": file, "size": len(content),
+		"encoding": "base64", "content": base64.StdEncoding.EncodeToString([]byte(content)),
+		"ref": ref, "blob_id": blob, "commit_id": head, "last_commit_id": last,
+	})
+}
+
+// gitRaw returns output without trimming, for file contents.
+func (s *standIn) gitRaw(args ...string) string {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = s.dir
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("git %v: %v", args, err)
+	}
+	return string(out)
+}
+
+func (s *standIn) write(w http.ResponseWriter, method, file string, p url.Values) {
+	for _, req := range []string{"branch", "commit_message"} {
+		if p.Get(req) == "" {
+			writeJSON(w, 400, map[string]string{"error": req + " is missing"})
+			return
+		}
+	}
+	if method != http.MethodDelete && !p.Has("content") {
+		writeJSON(w, 400, map[string]string{"error": "content is missing"})
+		return
+	}
+	if p.Get("branch") != s.branch {
+		writeJSON(w, 400, map[string]string{"message": "You can only create or edit files when you are on a branch"})
+		return
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	_, statErr := s.gitErr("cat-file", "-e", s.branch+":"+file)
+	exists := statErr == nil
+	switch {
+	case method == http.MethodPost && exists:
+		writeJSON(w, 400, map[string]string{"message": "A file with this name already exists"})
+		return
+	case method != http.MethodPost && !exists:
+		writeJSON(w, 400, map[string]string{"message": "A file with this name doesn't exist"})
+		return
+	}
+	if lc := p.Get("last_commit_id"); lc != "" && method != http.MethodPost {
+		if cur := s.git("log", "-1", "--format=%H", s.branch, "--", file); cur != lc {
+			writeJSON(w, s.conflictStatus, map[string]string{"message": "You are attempting to update a file that has changed since you started editing it."})
+			return
+		}
+	}
+	if method == http.MethodDelete {
+		s.git("rm", "-q", file)
+	} else {
+		s.writeFile(file, p.Get("content"))
+		s.git("add", file)
+	}
+	args := []string{"commit", "-q", "-m", p.Get("commit_message")}
+	if p.Get("author_name") != "" {
+		args = append(args, "--author", p.Get("author_name")+" <"+p.Get("author_email")+">")
+	}
+	s.git(args...)
+	switch method {
+	case http.MethodPost:
+		writeJSON(w, 201, map[string]string{"file_path": file, "branch": s.branch})
+	case http.MethodPut:
+		writeJSON(w, 200, map[string]string{"file_path": file, "branch": s.branch})
+	default:
+		w.WriteHeader(204)
+	}
+}
+
+func (s *standIn) listCommits(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ref := q.Get("ref_name")
+	if ref == "" {
+		ref = s.branch
+	}
+	n := q.Get("per_page")
+	if n == "" {
+		n = "20"
+	}
+	args := []string{"log", "-n", n, "--format=%H%x00%s", ref}
+	if p := q.Get("path"); p != "" {
+		args = append(args, "--", p)
+	}
+	out, err := s.gitErr(args...)
+	if err != nil {
+		writeJSON(w, 404, map[string]string{"message": "404 Reference Not Found"})
+		return
+	}
+	list := []map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if line == "" {
+			continue
+		}
+		id, title, _ := strings.Cut(line, "\x00")
+		list = append(list, map[string]string{
+			"id": id, "short_id": id[:8], "title": title,
+			"web_url": s.srv.URL + "/group/repo/-/commit/" + id,
+		})
+	}
+	writeJSON(w, 200, list)
+}
