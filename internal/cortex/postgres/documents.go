@@ -1,0 +1,215 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+)
+
+// Limits that keep keys inside a btree entry and queries cheap.
+const (
+	maxKeyBytes   = 512
+	maxQueryWords = 64
+	maxK          = 1000
+)
+
+// Upsert writes docs in one transaction, replacing any document with the same
+// (collection, id) but keeping its original creation time.
+func (s *Store) Upsert(ctx context.Context, docs []cortex.Document) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	for i, d := range docs {
+		if err := validDoc(d); err != nil {
+			return fmt.Errorf("upsert document %d: %w", i, err)
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, d := range docs {
+			cluster := d.Cluster
+			if cluster == "" {
+				cluster = d.Metadata["cluster"]
+			}
+			meta := d.Metadata
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			created := stamp(d.CreatedAt)
+			updated := stamp(d.UpdatedAt)
+			if d.UpdatedAt.IsZero() && created.After(updated) {
+				updated = created
+			}
+			b.Queue(`INSERT INTO cortex_documents (collection, id, cluster, body, metadata, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (collection, id) DO UPDATE SET
+					cluster = EXCLUDED.cluster, body = EXCLUDED.body, metadata = EXCLUDED.metadata,
+					created_at = CASE WHEN $8 THEN cortex_documents.created_at ELSE EXCLUDED.created_at END,
+					updated_at = EXCLUDED.updated_at`,
+				d.Collection, d.ID, cluster, d.Text, meta, created, updated, d.CreatedAt.IsZero())
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("upsert %d documents: %w", len(docs), err)
+	}
+	return nil
+}
+
+// Get returns one document; ok is false when there is none.
+func (s *Store) Get(ctx context.Context, collection, id string) (cortex.Document, bool, error) {
+	if err := s.check(); err != nil {
+		return cortex.Document{}, false, err
+	}
+	d := cortex.Document{Collection: collection, ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT cluster, body, metadata, created_at, updated_at
+		FROM cortex_documents WHERE collection = $1 AND id = $2`, collection, id).
+		Scan(&d.Cluster, &d.Text, &d.Metadata, &d.CreatedAt, &d.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cortex.Document{}, false, nil
+	}
+	if err != nil {
+		return cortex.Document{}, false, fmt.Errorf("get %s/%s: %w", collection, id, err)
+	}
+	if len(d.Metadata) == 0 {
+		d.Metadata = nil
+	}
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return d, true, nil
+}
+
+// Keyword ranks documents matching any of the query's words (OR, so a loosely
+// worded question still finds something) by full-text cover density.
+func (s *Store) Keyword(ctx context.Context, query string, f cortex.Filter, k int) ([]cortex.Scored, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("keyword search: k must not be negative, got %d", k)
+	}
+	words := queryWords(query)
+	if k == 0 || len(words) == 0 {
+		return nil, nil
+	}
+	k = min(k, maxK)
+	// The words hold only letters and digits, so joining them with the OR
+	// operator cannot form any other tsquery syntax.
+	tsq := strings.Join(words, " | ")
+	rows, err := s.pool.Query(ctx, `SELECT collection, id, ts_rank_cd(tsv, q, 1) AS rank
+		FROM cortex_documents, to_tsquery('english'::regconfig, $1) AS q
+		WHERE tsv @@ q
+		  AND (cardinality($2::text[]) = 0 OR collection = ANY($2))
+		  AND ($3 = '' OR cluster = $3)
+		ORDER BY rank DESC, updated_at DESC, collection, id
+		LIMIT $4`, tsq, nonNil(f.Collections), f.Cluster, k)
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cortex.Scored, error) {
+		var sc cortex.Scored
+		var rank float32
+		err := r.Scan(&sc.Collection, &sc.ID, &rank)
+		sc.Score = float64(rank)
+		return sc, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	return out, nil
+}
+
+// Count returns how many documents a collection holds, or all when empty.
+func (s *Store) Count(ctx context.Context, collection string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM cortex_documents WHERE $1 = '' OR collection = $1`, collection).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", collection, err)
+	}
+	return n, nil
+}
+
+// queryWords splits a question into distinct lower-case runs of letters and
+// digits, which is also how PostgreSQL's parser sees most tokens.
+func queryWords(q string) []string {
+	seen := map[string]bool{}
+	var words []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(q), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}) {
+		if len(w) > 200 || seen[w] {
+			continue
+		}
+		seen[w] = true
+		words = append(words, w)
+		if len(words) == maxQueryWords {
+			break
+		}
+	}
+	return words
+}
+
+func validDoc(d cortex.Document) error {
+	if err := validKey("collection", d.Collection); err != nil {
+		return err
+	}
+	if err := validKey("id", d.ID); err != nil {
+		return err
+	}
+	if err := validText("cluster", d.Cluster); err != nil {
+		return err
+	}
+	if err := validText("text", d.Text); err != nil {
+		return err
+	}
+	for k, v := range d.Metadata {
+		if err := validText("metadata key", k); err != nil {
+			return err
+		}
+		if err := validText("metadata "+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validKey(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(v) > maxKeyBytes {
+		return fmt.Errorf("%s is longer than %d bytes", what, maxKeyBytes)
+	}
+	return validText(what, v)
+}
+
+// validText rejects what PostgreSQL text and jsonb cannot hold, so the caller
+// sees which field is wrong instead of a protocol error.
+func validText(what, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%s contains a NUL byte", what)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
