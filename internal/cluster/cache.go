@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// KustomizationGVR is Flux's Kustomization resource.
+var KustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+
+// ErrFluxMissing means the Flux Kustomization CRD is not installed.
+var ErrFluxMissing = errors.New("flux is not installed in this cluster: the Kustomization CRD (kustomize.toolkit.fluxcd.io/v1) was not found")
+
+// Cache is the shared informer cache every observation tool reads from, so
+// that a tool call costs a map lookup, not a LIST against the API server.
+type Cache struct {
+	client *Client
+	log    *slog.Logger
+
+	factory     informers.SharedInformerFactory
+	eventsFac   informers.SharedInformerFactory
+	Pods        corelisters.PodLister
+	Events      corelisters.EventLister
+	Nodes       corelisters.NodeLister
+	Namespaces  corelisters.NamespaceLister
+	Deployments appslisters.DeploymentLister
+	StatefulSet appslisters.StatefulSetLister
+
+	mu        sync.RWMutex
+	flux      cache.GenericLister // nil until the Flux CRD is seen
+	fluxSynce bool
+	synced    bool
+	probe     *conversionProbe
+}
+
+// NewCache prepares informers for pods, Warning events, nodes, namespaces,
+// deployments, statefulsets and (when installed) Flux Kustomizations.
+func NewCache(c *Client, log *slog.Logger) *Cache {
+	if log == nil {
+		log = slog.Default()
+	}
+	f := informers.NewSharedInformerFactory(c.Kube, 0)
+	// Only Warning events matter to shepherd; filtering on the server keeps
+	// the cache small on chatty clusters.
+	ef := informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = "type=" + corev1.EventTypeWarning
+	}))
+	ch := &Cache{
+		client:      c,
+		log:         log,
+		factory:     f,
+		eventsFac:   ef,
+		Pods:        f.Core().V1().Pods().Lister(),
+		Nodes:       f.Core().V1().Nodes().Lister(),
+		Namespaces:  f.Core().V1().Namespaces().Lister(),
+		Deployments: f.Apps().V1().Deployments().Lister(),
+		StatefulSet: f.Apps().V1().StatefulSets().Lister(),
+		Events:      ef.Core().V1().Events().Lister(),
+	}
+	ch.probe = newConversionProbe(c, log)
+	return ch
+}
+
+// Client returns the clients behind the cache.
+func (c *Cache) Client() *Client { return c.client }
+
+// EventInformer exposes the Warning-event informer so ingestion can watch it.
+func (c *Cache) EventInformer() cache.SharedIndexInformer {
+	return c.eventsFac.Core().V1().Events().Informer()
+}
+
+// Start runs the informers and blocks until their first LIST is in, or ctx
+// ends. Flux is looked for now and again every minute, so installing Flux
+// later needs no restart.
+func (c *Cache) Start(ctx context.Context) error {
+	c.EventInformer()
+	c.factory.Start(ctx.Done())
+	c.eventsFac.Start(ctx.Done())
+	for t, ok := range c.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache of %v did not sync", t)
+		}
+	}
+	for t, ok := range c.eventsFac.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache of %v did not sync", t)
+		}
+	}
+	c.startFlux(ctx)
+	c.probe.run(ctx)
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.startFlux(ctx)
+				c.probe.run(ctx)
+			}
+		}
+	}()
+	c.mu.Lock()
+	c.synced = true
+	c.mu.Unlock()
+	return nil
+}
+
+// Synced reports whether the first sync is done (readiness).
+func (c *Cache) Synced() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.synced
+}
+
+func (c *Cache) startFlux(ctx context.Context) {
+	c.mu.RLock()
+	started := c.flux != nil
+	c.mu.RUnlock()
+	if started {
+		return
+	}
+	_, err := c.client.Kube.Discovery().ServerResourcesForGroupVersion(KustomizationGVR.GroupVersion().String())
+	if err != nil {
+		if !apierrors.IsNotFound(err) {
+			c.log.Warn("flux discovery failed", "err", err)
+		}
+		return
+	}
+	df := dynamicinformer.NewDynamicSharedInformerFactory(c.client.Dynamic, 0)
+	inf := df.ForResource(KustomizationGVR)
+	df.Start(ctx.Done())
+	df.WaitForCacheSync(ctx.Done())
+	c.mu.Lock()
+	c.flux = inf.Lister()
+	c.mu.Unlock()
+	c.log.Info("watching flux kustomizations")
+}
+
+func (c *Cache) fluxLister() (cache.GenericLister, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.flux == nil {
+		return nil, ErrFluxMissing
+	}
+	return c.flux, nil
+}
+
+// RefreshConversionProbe re-checks CRD conversion webhooks now (after a
+// CRD deletion, say) instead of waiting for the next minute.
+func (c *Cache) RefreshConversionProbe(ctx context.Context) { c.probe.run(ctx) }
+
+// NamespaceExists reports whether ns is known to the cache.
+func (c *Cache) NamespaceExists(ns string) bool {
+	_, err := c.Namespaces.Get(ns)
+	return err == nil
+}

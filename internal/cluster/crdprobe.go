@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ConversionIssue is a CRD whose conversion webhook fails: every LIST of
+// its resources at a converted version errors, which breaks kubectl, Flux's
+// health checks and the garbage collector in the whole cluster. It is the
+// classic leftover of an uninstalled operator.
+type ConversionIssue struct {
+	CRD     string
+	Group   string
+	Version string
+	Service string // namespace/name of the webhook service
+	Error   string
+}
+
+// conversionProbe lists each webhook-converted CRD at every served version,
+// because the API server only reports a broken webhook when it is asked to
+// convert something.
+type conversionProbe struct {
+	client *Client
+	log    *slog.Logger
+	mu     sync.RWMutex
+	issues []ConversionIssue
+	run1   sync.Mutex
+}
+
+func newConversionProbe(c *Client, log *slog.Logger) *conversionProbe {
+	return &conversionProbe{client: c, log: log}
+}
+
+func (p *conversionProbe) run(ctx context.Context) {
+	p.run1.Lock()
+	defer p.run1.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	crds, err := p.client.APIExt.ApiextensionsV1().CustomResourceDefinitions().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		p.log.Warn("conversion probe: list CRDs", "err", err)
+		return
+	}
+	var issues []ConversionIssue
+	for _, crd := range crds.Items {
+		conv := crd.Spec.Conversion
+		if conv == nil || conv.Strategy != apiextv1.WebhookConverter {
+			continue
+		}
+		svc := ""
+		if conv.Webhook != nil && conv.Webhook.ClientConfig != nil && conv.Webhook.ClientConfig.Service != nil {
+			svc = conv.Webhook.ClientConfig.Service.Namespace + "/" + conv.Webhook.ClientConfig.Service.Name
+		} else if conv.Webhook != nil && conv.Webhook.ClientConfig != nil && conv.Webhook.ClientConfig.URL != nil {
+			svc = *conv.Webhook.ClientConfig.URL
+		}
+		for _, v := range crd.Spec.Versions {
+			if !v.Served {
+				continue
+			}
+			gvr := schema.GroupVersionResource{Group: crd.Spec.Group, Version: v.Name, Resource: crd.Spec.Names.Plural}
+			_, err := p.client.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
+			if err != nil {
+				issues = append(issues, ConversionIssue{CRD: crd.Name, Group: crd.Spec.Group, Version: v.Name, Service: svc, Error: err.Error()})
+				break // one failing version is enough to name the CRD
+			}
+		}
+	}
+	sort.Slice(issues, func(i, j int) bool { return issues[i].CRD < issues[j].CRD })
+	p.mu.Lock()
+	p.issues = issues
+	p.mu.Unlock()
+}
+
+func (p *conversionProbe) current() []ConversionIssue {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return append([]ConversionIssue(nil), p.issues...)
+}
+
+// ConversionIssues returns the CRDs whose conversion webhook failed at the
+// last probe.
+func (c *Cache) ConversionIssues() []ConversionIssue { return c.probe.current() }

@@ -1,0 +1,217 @@
+// Package tools declares shepherd's MCP tools as data: name, description,
+// input type (its JSON schema is inferred), annotations and a short handler.
+// One file per tool group; the wrapper here turns every handler error into
+// a short isError answer, masks secrets, caps bytes and counts calls.
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cluster-shepherd/shepherd/internal/answer"
+	"github.com/cluster-shepherd/shepherd/internal/cluster"
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/redact"
+)
+
+// Deps is everything a tool handler may reach.
+type Deps struct {
+	Cache     *cluster.Cache
+	Memory    cortex.Memory // nil: the cortex tools are not offered
+	Cluster   string        // this cluster's name, tagged on memory
+	MaxBytes  int
+	NodeAddrs map[string]string // per-node SSH address overrides
+	Log       *slog.Logger
+	Metrics   *Metrics
+	Now       func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Tool is one MCP tool as data.
+type Tool struct {
+	Def   mcp.Tool
+	Write bool // changes something; hidden by --read-only
+	// Needs names a dependency without which the tool is not offered.
+	Needs string
+	add   func(s *mcp.Server, d *Deps)
+}
+
+// Name is the tool's MCP name.
+func (t Tool) Name() string { return t.Def.Name }
+
+// handler is what a tool declares: parse is done by the SDK (typed input,
+// schema-validated), the handler calls into a domain package and returns
+// the compact answer text.
+type handler[In any] func(ctx context.Context, d *Deps, in In) (string, error)
+
+// userError is a mistake the model can fix (bad argument, unknown name);
+// it is reported as is. Other errors are prefixed with the tool's name.
+type userError struct{ msg string }
+
+func (e *userError) Error() string { return e.msg }
+
+func badArg(format string, args ...any) error { return &userError{fmt.Sprintf(format, args...)} }
+
+func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
+	t := Tool{Def: def, Write: write}
+	t.add = func(s *mcp.Server, d *Deps) {
+		def := def
+		mcp.AddTool(s, &def, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
+			start := time.Now()
+			text, err := h(ctx, d, in)
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+				var ue *userError
+				if !errors.As(err, &ue) {
+					d.Log.Warn("tool failed", "tool", def.Name, "err", err)
+				}
+				text = err.Error()
+			}
+			text = redact.String(text)
+			if d.Metrics != nil {
+				d.Metrics.observe(def.Name, outcome, time.Since(start), len(text))
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, IsError: err != nil}, nil, nil
+		})
+	}
+	return t
+}
+
+// All returns every tool shepherd knows, in a stable order.
+func All() []Tool {
+	var all []Tool
+	all = append(all, observeTools()...)
+	all = append(all, cortexTools()...)
+	return all
+}
+
+// Select applies --read-only and the enable/disable lists. Unknown names in
+// either list are an error, so a typo does not silently enable a tool.
+func Select(all []Tool, readOnly bool, enable, disable []string) ([]Tool, error) {
+	known := map[string]bool{}
+	for _, t := range all {
+		known[t.Name()] = true
+	}
+	var unknown []string
+	for _, n := range append(append([]string{}, enable...), disable...) {
+		if !known[n] {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		names := make([]string, 0, len(known))
+		for n := range known {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("unknown tool name(s) %s; tools are: %s", strings.Join(unknown, ", "), strings.Join(names, ", "))
+	}
+	var out []Tool
+	for _, t := range all {
+		if readOnly && t.Write {
+			continue
+		}
+		if len(enable) > 0 && !slices.Contains(enable, t.Name()) {
+			continue
+		}
+		if slices.Contains(disable, t.Name()) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Instructions tell a client what shepherd is for.
+const Instructions = `cluster-shepherd observes and, behind a risk gate, operates one Kubernetes cluster.
+Start with get_cluster_alerts to see what is wrong, then narrow with get_pod_logs, get_flux_status, get_node_status or list_workloads.
+Answers are compact summaries from the live cluster; when one says it was truncated, narrow by namespace.
+Write tools run only after assess_risk returns "auto" for exactly that call, or after a human approved the queued task.`
+
+// NewServer builds an MCP server offering tools. Tools whose dependency is
+// missing (no Cortex, say) are left out.
+func NewServer(d *Deps, tools []Tool, version string) *mcp.Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.MaxBytes <= 0 {
+		d.MaxBytes = answer.DefaultMaxBytes
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "cluster-shepherd", Version: version}, &mcp.ServerOptions{
+		Instructions: Instructions,
+		Logger:       d.Log,
+	})
+	for _, t := range tools {
+		if t.Needs == "cortex" && d.Memory == nil {
+			continue
+		}
+		t.add(s, d)
+	}
+	return s
+}
+
+// Metrics counts tool calls for Prometheus.
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytes    *prometheus.HistogramVec
+}
+
+// NewMetrics registers tool metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shepherd_tool_calls_total", Help: "MCP tool calls by tool and outcome (ok, error).",
+		}, []string{"tool", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shepherd_tool_duration_seconds", Help: "Server-side duration of MCP tool calls.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .05, .1, .5, 1, 5, 30},
+		}, []string{"tool"}),
+		bytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shepherd_tool_answer_bytes", Help: "Bytes of MCP tool answers.",
+			Buckets: prometheus.ExponentialBuckets(128, 2, 10),
+		}, []string{"tool"}),
+	}
+	reg.MustRegister(m.calls, m.duration, m.bytes)
+	return m
+}
+
+func (m *Metrics) observe(tool, outcome string, d time.Duration, n int) {
+	m.calls.WithLabelValues(tool, outcome).Inc()
+	m.duration.WithLabelValues(tool).Observe(d.Seconds())
+	m.bytes.WithLabelValues(tool).Observe(float64(n))
+}
+
+// ptr returns a pointer to v, for the optional annotation hints.
+func ptr[T any](v T) *T { return &v }
+
+// readOnly are the annotations of a tool that changes nothing.
+func readOnly(title string) *mcp.ToolAnnotations {
+	return &mcp.ToolAnnotations{Title: title, ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: ptr(false), OpenWorldHint: ptr(false)}
+}
+
+// argsMap turns a typed input back into the JSON object the model sent, for
+// audit records and the gate's canonical key.
+func argsMap(in any) map[string]any {
+	b, _ := json.Marshal(in)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
