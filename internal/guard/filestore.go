@@ -226,7 +226,7 @@ func (s *FileStore) Close() error {
 }
 
 func (s *FileStore) write(t Task) error {
-	b, err := json.MarshalIndent(t, "", "  ")
+	b, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}

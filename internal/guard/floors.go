@@ -10,6 +10,9 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
+// Level is a recommendation: Auto < Review < Reject.
+type Level = cortex.Recommendation
+
 // Levels of a recommendation, re-exported so callers need not import cortex.
 const (
 	Auto   = cortex.Auto
