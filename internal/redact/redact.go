@@ -26,7 +26,7 @@ var rules = []struct {
 	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@`), "${1}" + Mask + "@"},
 	// key=value / key: value where the key names a secret. The value stops at
 	// whitespace, quotes or separators so the rest of the line survives.
-	{regexp.MustCompile(`(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credential|auth)[A-Za-z0-9_.\-]*["']?\s*[:=]\s*["']?)([^\s"',;&}]{1,})`), "${1}" + Mask},
+	{regexp.MustCompile(`(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credential)[A-Za-z0-9_.\-]*["']?\s*[:=]\s*["']?)([^\s"',;&}]{1,})`), "${1}" + Mask},
 	// Well-known token shapes that appear without a telling key.
 	{regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}`), Mask},
 	{regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`), Mask},

@@ -62,3 +62,14 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("secret leaked into log: %s", out)
 	}
 }
+
+func TestProseSurvives(t *testing.T) {
+	for _, s := range []string{
+		"refusing to listen without authentication: anyone who can reach it could operate the cluster",
+		"the token expired; fetch a new one",
+	} {
+		if got := String(s); got != s {
+			t.Errorf("String(%q) = %q", s, got)
+		}
+	}
+}

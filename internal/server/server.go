@@ -1,0 +1,146 @@
+// Package server exposes shepherd's MCP server over HTTP (Streamable HTTP at
+// /mcp, the legacy HTTP+SSE transport at /sse) with bearer-token auth, plus
+// /healthz, /readyz and Prometheus /metrics on the same listener.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure the HTTP listener.
+type Options struct {
+	Listen         string
+	Token          string // bearer token for /mcp and /sse; empty means none
+	InsecureNoAuth bool   // allow a non-loopback listener without a token
+	Ready          func() bool
+	Gatherer       prometheus.Gatherer
+	Log            *slog.Logger
+	// Extra routes (the admin API, say) mounted beside the MCP endpoints;
+	// they bring their own auth.
+	Extra map[string]http.Handler
+}
+
+// CheckListen refuses to serve without a token on an address other hosts
+// can reach, unless insecure is set, and says why.
+func CheckListen(addr, token string, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8080", addr)
+	}
+	if token != "" || insecure || IsLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without authentication: anyone who can reach it could operate the cluster. "+
+		"Set a bearer token with --auth-token-file or SHEPHERD_AUTH_TOKEN, listen on 127.0.0.1, or pass --insecure-no-auth if something in front of shepherd authenticates", addr)
+}
+
+// IsLoopback reports whether host only accepts local connections.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Handler builds the mux for one MCP server.
+func Handler(s *mcp.Server, o Options) http.Handler {
+	get := func(*http.Request) *mcp.Server { return s }
+	mux := http.NewServeMux()
+	streamable := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Logger: o.Log})
+	sse := mcp.NewSSEHandler(get, nil)
+	mux.Handle("/mcp", bearer(o.Token, streamable))
+	mux.Handle("/mcp/", bearer(o.Token, streamable))
+	// The SSE client POSTs its messages to the endpoint the GET announced
+	// (same path, ?sessionid=); /message is accepted too for clients that
+	// were configured with the older two-path layout.
+	mux.Handle("/sse", bearer(o.Token, sse))
+	mux.Handle("/message", bearer(o.Token, sse))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if o.Ready != nil && !o.Ready() {
+			http.Error(w, "not ready: the cluster cache has not synced yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if o.Gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for path, h := range o.Extra {
+		mux.Handle(path, h)
+	}
+	return mux
+}
+
+// bearer requires "Authorization: Bearer <token>" when token is set. The
+// comparison is constant-time; failures never echo what was sent.
+func bearer(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cluster-shepherd"`)
+			msg := "missing bearer token: send Authorization: Bearer <token>"
+			if ok {
+				msg = "invalid bearer token"
+			}
+			http.Error(w, msg, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve listens on o.Listen and serves h until ctx ends. ready, if not nil,
+// receives the bound address (useful with port 0).
+func Serve(ctx context.Context, h http.Handler, o Options, ready chan<- string) error {
+	if err := CheckListen(o.Listen, o.Token, o.InsecureNoAuth); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Info("serving MCP", "addr", ln.Addr().String(), "streamable", "/mcp", "sse", "/sse", "auth", o.Token != "")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// SSE streams stay open until closed; cut them.
+			err = srv.Close()
+		}
+		return err
+	}
+}
