@@ -2,6 +2,7 @@ package pgqueue_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/cluster-shepherd/shepherd/internal/guard"
@@ -35,16 +36,7 @@ func TestOpenHidesPassword(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	if got := err.Error(); contains(got, "s3cr3t-pw") {
+	if got := err.Error(); strings.Contains(got, "s3cr3t-pw") {
 		t.Fatalf("error leaks the password: %s", got)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
