@@ -159,6 +159,8 @@ type CRDInventory struct {
 	CRDs      []string
 	Resources int      // custom resources that still exist (counted where listable)
 	Unlisted  []string // CRDs whose resources could not be counted, with why
+	// Terminating lists CRDs still being removed when DeleteCRDs returned.
+	Terminating []string
 }
 
 // ValidateDomain checks an API group name for delete_crds.
@@ -239,6 +241,24 @@ func (c *Cache) DeleteCRDs(ctx context.Context, domain string) (CRDInventory, er
 		err := c.client.APIExt.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return inv, fmt.Errorf("delete CRD %s: %w", name, err)
+		}
+	}
+	// The API server removes the custom resources before the CRD itself
+	// (the customresourcecleanup finalizer); wait for that, briefly, so the
+	// answer and the next alerts reflect the result.
+	wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, name := range inv.CRDs {
+		for {
+			_, err := c.client.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(wait, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if wait.Err() != nil {
+				inv.Terminating = append(inv.Terminating, name)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	c.probe.run(ctx)
