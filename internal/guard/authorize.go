@@ -30,7 +30,7 @@ type Authorization struct {
 func (g *Gate) Authorize(ctx context.Context, tool string, args map[string]any) (Authorization, error) {
 	start := g.now()
 	callID := newID("c-")
-	key, cj, err := Canonical(tool, args)
+	key, cj, err := g.canonical(tool, args)
 	if err != nil {
 		return Authorization{}, g.refuse(ctx, callID, tool, args, "", &RefusalError{Tool: tool, Reason: "arguments are not valid: " + err.Error(), Next: "fix the arguments"})
 	}
@@ -211,7 +211,7 @@ func (g *Gate) Queue(ctx context.Context, in QueueInput) (Task, error) {
 	var key, cj string
 	if in.Tool != "" {
 		var err error
-		if key, cj, err = Canonical(in.Tool, in.Args); err != nil {
+		if key, cj, err = g.canonical(in.Tool, in.Args); err != nil {
 			return Task{}, fmt.Errorf("queue: %w: %v", ErrBadRequest, err)
 		}
 	}
@@ -418,6 +418,19 @@ func (g *Gate) Recover(ctx context.Context, olderThan time.Duration) (int, error
 		} else if !errors.Is(err, ErrConflict) {
 			return n, fmt.Errorf("recover task %s: %w", t.ID, err)
 		}
+	}
+	return n, nil
+}
+
+// Prune deletes finished, rejected and expired tasks older than retention,
+// after expiring what is overdue.
+func (g *Gate) Prune(ctx context.Context, retention time.Duration) (int, error) {
+	if err := g.Sweep(ctx); err != nil {
+		return 0, err
+	}
+	n, err := g.o.Store.Prune(ctx, g.now().Add(-retention))
+	if err != nil {
+		return n, fmt.Errorf("prune tasks: %w", err)
 	}
 	return n, nil
 }

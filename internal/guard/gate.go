@@ -58,6 +58,10 @@ type Options struct {
 	Cluster       string        // tags outcomes sent to Cortex
 	Clock         func() time.Time
 	Logger        *slog.Logger
+	// Defaults, if set, fills in a tool's default arguments before a call is
+	// keyed, so that queue_task (model-supplied arguments) and the write tool
+	// (arguments after defaults) agree on what "the same call" is.
+	Defaults func(tool string, args map[string]any) map[string]any
 }
 
 // Gate decides whether a write may run.
@@ -137,6 +141,30 @@ func (g *Gate) ApprovalMode() string { return g.o.Approval }
 
 func (g *Gate) now() time.Time { return g.o.Clock().UTC() }
 
+func (g *Gate) canonical(tool string, args map[string]any) (string, string, error) {
+	if g.o.Defaults != nil {
+		cp := make(map[string]any, len(args))
+		for k, v := range args {
+			cp[k] = v
+		}
+		args = g.o.Defaults(tool, cp)
+	}
+	return Canonical(tool, args)
+}
+
+// Record appends an audit record for a call the gate does not see (read-only
+// tools), filling in time and client. Callers of write tools must not go on
+// when it fails.
+func (g *Gate) Record(ctx context.Context, rec AuditRecord) error {
+	if rec.Client == "" {
+		rec.Client = ClientFrom(ctx)
+	}
+	if rec.Time.IsZero() {
+		rec.Time = g.now()
+	}
+	return g.o.Audit.Write(rec)
+}
+
 // AssessInput is a proposed action. Facts are floors the caller computed
 // from the cluster (e.g. custom resources that still exist).
 type AssessInput struct {
@@ -215,7 +243,7 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 	a := Assessment{ID: newID("a-"), Action: in.Action, Tool: in.Tool, CreatedAt: g.now()}
 	var floors []Floor
 	if in.Tool != "" {
-		key, cj, err := Canonical(in.Tool, in.Args)
+		key, cj, err := g.canonical(in.Tool, in.Args)
 		if err != nil {
 			return Assessment{}, fmt.Errorf("assess: %w: %v", ErrBadRequest, err)
 		}

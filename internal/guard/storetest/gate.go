@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,6 +57,7 @@ func newEnv(t *testing.T, s guard.Store, mem *Memory, clock *Clock, mod func(*gu
 	o := guard.Options{
 		Memory: mem, Store: s, Audit: al, Floors: guard.DefaultFloors("shepherd"),
 		RiskTimeout: 200 * time.Millisecond, Clock: clock.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mod != nil {
 		mod(&o)
@@ -467,6 +470,24 @@ func RunGate(t *testing.T, backing Backing) {
 		if len(p) != 1 || p[0].ID != tk.ID || p[0].Args()["replicas"] == nil {
 			t.Fatalf("pending: %+v", p)
 		}
+	})
+
+	t.Run("DefaultsMakeOneCall", func(t *testing.T) {
+		e, _ := setup(t, guard.Review, func(o *guard.Options) {
+			o.Defaults = func(tool string, args map[string]any) map[string]any {
+				if tool == "scale_workload" && args["kind"] == nil {
+					args["kind"] = "Deployment"
+				}
+				return args
+			}
+		})
+		noKind := scale(func(m map[string]any) { delete(m, "kind") })
+		queueApproved(t, e, noKind)
+		if _, ok := noKind["kind"]; ok {
+			t.Fatal("Defaults changed the caller's map")
+		}
+		_, err := e.gate.Authorize(ctx, "scale_workload", scaleArgs)
+		must(t, err)
 	})
 
 	t.Run("FailedWriteRecorded", func(t *testing.T) {
