@@ -74,8 +74,8 @@ type Allowlist struct {
 }
 
 func oneOf(name string, words ...string) *Value { return &Value{Name: name, OneOf: words} }
-func intRange(name string, lo, hi int) *Value  { return &Value{Name: name, Int: true, Min: lo, Max: hi} }
-func pattern(name, re string) *Value          { return &Value{Name: name, Pattern: regexp.MustCompile(re)} }
+func intRange(name string, lo, hi int) *Value   { return &Value{Name: name, Int: true, Min: lo, Max: hi} }
+func pattern(name, re string) *Value            { return &Value{Name: name, Pattern: regexp.MustCompile(re)} }
 func boolFlags(names ...string) []Flag {
 	out := make([]Flag, len(names))
 	for i, n := range names {
