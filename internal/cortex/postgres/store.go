@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ const migrationLock = 0x636f72746578 // "cortex"
 type Store struct {
 	pool   *pgxpool.Pool
 	closed atomic.Bool
+
+	vmu  sync.Mutex
+	vecs vectorCache
 }
 
 var (

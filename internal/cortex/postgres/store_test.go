@@ -65,8 +65,8 @@ func TestOpenIsIdempotentAndConcurrent(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM cortex_schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Fatalf("%d migrations recorded, want 2", n)
+	if n != 3 {
+		t.Fatalf("%d migrations recorded, want 3", n)
 	}
 }
 
@@ -497,5 +497,37 @@ func TestConcurrentUpsertsOfSameDocument(t *testing.T) {
 	}
 	if n, _ := s.Count(ctx, "c"); n != 1 {
 		t.Fatalf("count = %d", n)
+	}
+}
+
+func TestVectorsSeenByAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	dsn := srv.NewDatabase(t)
+	a, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.UpsertVectors(ctx, []cortex.VectorItem{{Collection: "c", ID: "x", Vector: []float32{1, 0}}, {Collection: "c", ID: "y", Vector: []float32{0, 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Search(ctx, []float32{1, 0}, cortex.Filter{}, 1); strings.Join(ids(got), ",") != "c/x" {
+		t.Fatalf("b before: %v", ids(got))
+	}
+	// a moves y next to the query; b's cached copy must follow.
+	if err := a.UpsertVectors(ctx, []cortex.VectorItem{{Collection: "c", ID: "y", Vector: []float32{1, 0.01}}, {Collection: "c", ID: "x", Vector: []float32{-1, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := b.Search(ctx, []float32{1, 0}, cortex.Filter{}, 5)
+	if strings.Join(ids(got), ",") != "c/y,c/x" {
+		t.Fatalf("b after: %v", ids(got))
+	}
+	if len(b.vecs.rows) != 2 {
+		t.Fatalf("cache holds %d rows, want 2", len(b.vecs.rows))
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
@@ -59,7 +61,8 @@ func (s *Store) UpsertVectors(ctx context.Context, items []cortex.VectorItem) er
 		b := &pgx.Batch{}
 		for i, it := range items {
 			b.Queue(`INSERT INTO cortex_vectors (collection, id, cluster, dim, vec) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (collection, id) DO UPDATE SET cluster = EXCLUDED.cluster, dim = EXCLUDED.dim, vec = EXCLUDED.vec`,
+				ON CONFLICT (collection, id) DO UPDATE SET cluster = EXCLUDED.cluster, dim = EXCLUDED.dim, vec = EXCLUDED.vec,
+					seq = nextval('cortex_vectors_seq')`,
 				it.Collection, it.ID, it.Cluster, dim, unit[i])
 		}
 		return tx.SendBatch(ctx, b).Close()
@@ -71,7 +74,9 @@ func (s *Store) UpsertVectors(ctx context.Context, items []cortex.VectorItem) er
 }
 
 // Search returns the k vectors closest to vector by cosine similarity, by an
-// exact scan: fine for tens of thousands of documents, Qdrant beyond that.
+// exact scan over an in-memory copy that each call brings up to date with
+// the rows changed since the last: fine for tens of thousands of documents,
+// Qdrant beyond that.
 func (s *Store) Search(ctx context.Context, vector []float32, f cortex.Filter, k int) ([]cortex.Scored, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -86,36 +91,112 @@ func (s *Store) Search(ctx context.Context, vector []float32, f cortex.Filter, k
 	if err != nil {
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
-	have, err := indexDim(ctx, s.pool)
-	if err != nil {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	if err := s.vecs.refresh(ctx, s.pool); err != nil {
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
-	if have == 0 {
+	if len(s.vecs.rows) == 0 {
 		return nil, nil
 	}
-	if have != len(q) {
-		return nil, fmt.Errorf("vector search: query has %d dimensions, the index holds %d", len(q), have)
+	if s.vecs.dim != len(q) {
+		return nil, fmt.Errorf("vector search: query has %d dimensions, the index holds %d", len(q), s.vecs.dim)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT collection, id,
-			(SELECT sum(a::float8 * b::float8) FROM unnest(vec, $1::real[]) AS t(a, b)) AS score
-		FROM cortex_vectors
-		WHERE (cardinality($2::text[]) = 0 OR collection = ANY($2))
-		  AND ($3 = '' OR cluster = $3)
-		ORDER BY score DESC, collection, id
-		LIMIT $4`, q, nonNil(f.Collections), f.Cluster, min(k, maxK))
+	return s.vecs.scan(q, f, min(k, maxK)), nil
+}
+
+// vectorCache is one process's copy of cortex_vectors.
+type vectorCache struct {
+	seq  int64 // highest row seq seen
+	dim  int
+	rows []vecRow
+	pos  map[vecKey]int
+}
+
+type vecKey struct{ collection, id string }
+
+type vecRow struct {
+	vecKey
+	cluster string
+	vec     []float32
+}
+
+func (c *vectorCache) refresh(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, `SELECT seq, collection, id, cluster, vec FROM cortex_vectors WHERE seq > $1 ORDER BY seq`, c.seq)
 	if err != nil {
-		return nil, fmt.Errorf("vector search: %w", err)
+		return err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cortex.Scored, error) {
-		var sc cortex.Scored
-		err := r.Scan(&sc.Collection, &sc.ID, &sc.Score)
-		sc.Score = max(-1, min(1, sc.Score))
-		return sc, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vector search: %w", err)
+	defer rows.Close()
+	if c.pos == nil {
+		c.pos = map[vecKey]int{}
 	}
-	return out, nil
+	for rows.Next() {
+		var seq int64
+		var r vecRow
+		if err := rows.Scan(&seq, &r.collection, &r.id, &r.cluster, &r.vec); err != nil {
+			return err
+		}
+		if c.dim != len(r.vec) {
+			// The dimension only changes if rows were rewritten outside
+			// this package; start over rather than mix sizes.
+			if len(c.rows) > 0 {
+				c.rows, c.pos = c.rows[:0], map[vecKey]int{}
+			}
+			c.dim = len(r.vec)
+		}
+		if i, ok := c.pos[r.vecKey]; ok {
+			c.rows[i] = r
+		} else {
+			c.pos[r.vecKey] = len(c.rows)
+			c.rows = append(c.rows, r)
+		}
+		c.seq = seq
+	}
+	return rows.Err()
+}
+
+func (c *vectorCache) scan(q []float32, f cortex.Filter, k int) []cortex.Scored {
+	var colls map[string]bool
+	if len(f.Collections) > 0 {
+		colls = make(map[string]bool, len(f.Collections))
+		for _, c := range f.Collections {
+			colls[c] = true
+		}
+	}
+	out := make([]cortex.Scored, 0, k+1)
+	for _, r := range c.rows {
+		if (colls != nil && !colls[r.collection]) || (f.Cluster != "" && r.cluster != f.Cluster) {
+			continue
+		}
+		var dot float32
+		for i, x := range r.vec {
+			dot += x * q[i]
+		}
+		sc := cortex.Scored{Collection: r.collection, ID: r.id, Score: max(-1, min(1, float64(dot)))}
+		if len(out) == k && !better(sc, out[k-1]) {
+			continue
+		}
+		// Insert in order; k is small, so shifting beats a heap here.
+		i := sort.Search(len(out), func(i int) bool { return better(sc, out[i]) })
+		if len(out) < k {
+			out = append(out, cortex.Scored{})
+		}
+		copy(out[i+1:], out[i:len(out)-1])
+		out[i] = sc
+	}
+	return out
+}
+
+// better orders by score, then by name so equal scores come out the same
+// way every time.
+func better(a, b cortex.Scored) bool {
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	if a.Collection != b.Collection {
+		return a.Collection < b.Collection
+	}
+	return a.ID < b.ID
 }
 
 type querier interface {
