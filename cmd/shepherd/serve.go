@@ -36,6 +36,8 @@ type shepherdFlags struct {
 	syncTimeout         time.Duration
 	nodeAddrs           map[string]string
 	cortexURL           string
+	gate                gateFlags
+	http                bool // serving HTTP: the admin API can be mounted
 }
 
 func (f *shepherdFlags) register(fs *pflag.FlagSet) {
@@ -52,6 +54,7 @@ func (f *shepherdFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Minute, "how long to wait for the first sync of the cluster cache")
 	fs.StringToStringVar(&f.nodeAddrs, "node-address", nil, "SSH address overrides per node, e.g. worker-1=10.0.0.5")
 	fs.StringVar(&f.cortexURL, "cortex-url", "", "URL of a remote Cortex; empty runs Cortex in process on --data-dir")
+	f.gate.register(fs)
 }
 
 func defaultDataDir() string {
@@ -171,16 +174,9 @@ func (f *shepherdFlags) build(ctx context.Context, wait bool) (*app, error) {
 	return a, nil
 }
 
-// wireExtras attaches Cortex, the gate and the write tools; later files
-// replace it.
-var wireExtras = func(f *shepherdFlags, ctx context.Context, a *app, d *tools.Deps) error { return nil }
-
-func (f *shepherdFlags) wireExtras(ctx context.Context, a *app, d *tools.Deps) error {
-	return wireExtras(f, ctx, a, d)
-}
 
 func serveCmd() *cobra.Command {
-	var f shepherdFlags
+	f := shepherdFlags{http: true}
 	var listen, tokenFile string
 	var insecure bool
 	cmd := &cobra.Command{

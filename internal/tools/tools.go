@@ -21,6 +21,7 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/answer"
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/guard"
 	"github.com/cluster-shepherd/shepherd/internal/redact"
 )
 
@@ -28,6 +29,7 @@ import (
 type Deps struct {
 	Cache     *cluster.Cache
 	Memory    cortex.Memory // nil: the cortex tools are not offered
+	Gate      *guard.Gate   // nil: no write or guard tool is offered
 	Cluster   string        // this cluster's name, tagged on memory
 	MaxBytes  int
 	NodeAddrs map[string]string // per-node SSH address overrides
@@ -74,6 +76,10 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 		def := def
 		mcp.AddTool(s, &def, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 			start := time.Now()
+			ctx = guard.WithClient(ctx, clientIdentity(req))
+			if !d.Cache.Synced() {
+				return errorResult("shepherd is still loading the cluster cache; try again in a few seconds"), nil, nil
+			}
 			text, err := h(ctx, d, in)
 			outcome := "ok"
 			if err != nil {
@@ -85,6 +91,16 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 				text = err.Error()
 			}
 			text = redact.String(text)
+			if d.Gate != nil && !write { // writes are audited by the gate
+				rec := guard.AuditRecord{Tool: def.Name, Arguments: argsMap(in), Decision: guard.DecisionAllowed,
+					DurationMS: time.Since(start).Milliseconds(), Result: outcome}
+				if err != nil {
+					rec.Error = text
+				}
+				if aerr := d.Gate.Record(ctx, rec); aerr != nil {
+					d.Log.Error("audit record", "tool", def.Name, "err", aerr)
+				}
+			}
 			if d.Metrics != nil {
 				d.Metrics.observe(def.Name, outcome, time.Since(start), len(text))
 			}
@@ -94,11 +110,40 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 	return t
 }
 
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: msg}}, IsError: true}
+}
+
+// clientIdentity names the caller for the audit log: the MCP client's own
+// name and version, its session, and where it connected from.
+func clientIdentity(req *mcp.CallToolRequest) string {
+	id := "unknown"
+	if req.Session != nil {
+		if p := req.Session.InitializeParams(); p != nil && p.ClientInfo != nil {
+			id = p.ClientInfo.Name + "/" + p.ClientInfo.Version
+		}
+		if sid := req.Session.ID(); sid != "" {
+			id += " session=" + sid
+		}
+	}
+	if req.Extra != nil && req.Extra.Header != nil {
+		id += " via=http"
+		if ua := req.Extra.Header.Get("User-Agent"); ua != "" {
+			id += " ua=" + answer.Clip(ua, 60)
+		}
+	} else {
+		id += " via=stdio"
+	}
+	return id
+}
+
 // All returns every tool shepherd knows, in a stable order.
 func All() []Tool {
 	var all []Tool
 	all = append(all, observeTools()...)
 	all = append(all, cortexTools()...)
+	all = append(all, guardTools()...)
+	all = append(all, actTools()...)
 	return all
 }
 
@@ -159,7 +204,7 @@ func NewServer(d *Deps, tools []Tool, version string) *mcp.Server {
 		Logger:       d.Log,
 	})
 	for _, t := range tools {
-		if t.Needs == "cortex" && d.Memory == nil {
+		if t.Needs == "cortex" && d.Memory == nil || t.Needs == "gate" && d.Gate == nil {
 			continue
 		}
 		t.add(s, d)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cluster-shepherd/shepherd/internal/config"
+	"github.com/cluster-shepherd/shepherd/internal/guard"
+	"github.com/cluster-shepherd/shepherd/internal/guard/pgqueue"
+	"github.com/cluster-shepherd/shepherd/internal/tools"
+)
+
+// gateFlags configure the risk gate, the task queue and the audit log.
+type gateFlags struct {
+	approval        string
+	assessmentTTL   time.Duration
+	taskTTL         time.Duration
+	riskTimeout     time.Duration
+	selfNamespace   string
+	protectedNS     []string
+	protectedGroups []string
+	deny            []string
+	queueDSNFile    string
+	adminTokenFile  string
+}
+
+func (g *gateFlags) register(fs *pflag.FlagSet) {
+	def := guard.DefaultFloors("")
+	self := os.Getenv("POD_NAMESPACE")
+	if self == "" {
+		self = "shepherd"
+	}
+	fs.StringVar(&g.approval, "approval", guard.ApprovalChat, "who may approve queued tasks: chat (approve_task over MCP) or out-of-band (only `shepherd tasks approve`)")
+	fs.DurationVar(&g.assessmentTTL, "assessment-ttl", guard.DefaultAssessmentTTL, "how long an auto assessment authorizes its one call")
+	fs.DurationVar(&g.taskTTL, "task-ttl", guard.DefaultTaskTTL, "how long a queued or approved task stays usable")
+	fs.DurationVar(&g.riskTimeout, "risk-timeout", guard.DefaultRiskTimeout, "Cortex slower than this counts as unreachable (the gate then says review)")
+	fs.StringVar(&g.selfNamespace, "self-namespace", self, "shepherd's own namespace, always protected (default: $POD_NAMESPACE or shepherd)")
+	fs.StringSliceVar(&g.protectedNS, "protected-namespaces", def.ProtectedNamespaces, "writes in these namespaces always need a human's review")
+	fs.StringSliceVar(&g.protectedGroups, "protected-groups", def.ProtectedGroups, "deleting CRDs of these API groups always needs review")
+	fs.StringSliceVar(&g.deny, "deny", nil, "globs on tool or tool:target that are always rejected, e.g. delete_crds:*,scale_workload:prod/*")
+	fs.StringVar(&g.queueDSNFile, "queue-dsn-file", "", "file holding a PostgreSQL DSN for the task queue (several replicas); default: files in --data-dir (or SHEPHERD_QUEUE_DSN)")
+	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by `shepherd tasks` (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
+}
+
+// openGate builds the gate over the task store and audit log in dataDir.
+func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps) (*guard.Gate, func(), error) {
+	var store guard.Store
+	closeStore := func() {}
+	dsn, err := config.ReadSecret(g.queueDSNFile, "SHEPHERD_QUEUE_DSN")
+	if err != nil {
+		return nil, nil, fmt.Errorf("--queue-dsn-file: %w", err)
+	}
+	if dsn != "" {
+		pg, err := pgqueue.Open(ctx, dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("task queue on PostgreSQL: %w", err)
+		}
+		store, closeStore = pg, func() { pg.Close() }
+	} else {
+		fs, err := guard.OpenFileStore(filepath.Join(dataDir, "tasks"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("task queue: %w", err)
+		}
+		store = fs
+	}
+	audit, err := guard.OpenAuditLog(filepath.Join(dataDir, "audit.jsonl"))
+	if err != nil {
+		closeStore()
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	floors := guard.FloorConfig{ProtectedNamespaces: append(append([]string{}, g.protectedNS...), g.selfNamespace), ProtectedGroups: g.protectedGroups, Deny: g.deny}
+	gate, err := guard.New(guard.Options{
+		Memory: mem, Store: store, Audit: audit, Floors: floors,
+		AssessmentTTL: g.assessmentTTL, TaskTTL: g.taskTTL, RiskTimeout: g.riskTimeout,
+		Approval: g.approval, Cluster: cluster, Logger: d.Log, Defaults: tools.Defaults(d),
+	})
+	if err != nil {
+		audit.Close()
+		closeStore()
+		return nil, nil, err
+	}
+	// Tasks left executing by a crash are marked interrupted, never re-run.
+	if n, err := gate.Recover(ctx, 0); err != nil {
+		d.Log.Warn("recover interrupted tasks", "err", err)
+	} else if n > 0 {
+		d.Log.Warn("tasks interrupted by a restart marked failed", "count", n)
+	}
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = gate.Sweep(context.Background())
+			}
+		}
+	}()
+	return gate, func() { close(stop); audit.Close(); closeStore() }, nil
+}
+
+// adminRoutes mounts the out-of-band approval API when a token is set.
+func (g *gateFlags) adminRoutes(gate *guard.Gate) (map[string]http.Handler, error) {
+	token, err := config.ReadSecret(g.adminTokenFile, "SHEPHERD_ADMIN_TOKEN")
+	if err != nil {
+		return nil, fmt.Errorf("--admin-token-file: %w", err)
+	}
+	if token == "" {
+		if g.approval == guard.ApprovalOutOfBand {
+			return nil, fmt.Errorf("--approval=out-of-band needs an admin token (--admin-token-file or SHEPHERD_ADMIN_TOKEN) so that `shepherd tasks approve` can reach the server")
+		}
+		return nil, nil
+	}
+	h := guard.AdminHandler(gate, token)
+	return map[string]http.Handler{"/admin/": h}, nil
+}
