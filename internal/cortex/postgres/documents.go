@@ -21,12 +21,20 @@ const (
 )
 
 // Upsert writes docs in one transaction, replacing any document with the same
-// (collection, id) but keeping its original creation time.
+// (collection, id) but keeping its original creation time when the new one
+// carries none.
 func (s *Store) Upsert(ctx context.Context, docs []cortex.Document) error {
+	return s.UpsertWithVectors(ctx, docs, nil)
+}
+
+// UpsertWithVectors writes documents and their vectors in one transaction, so
+// a failure leaves neither half; cortex.Service uses it when the document
+// store and the vector index are the same Store.
+func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, items []cortex.VectorItem) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if len(docs) == 0 {
+	if len(docs) == 0 && len(items) == 0 {
 		return nil
 	}
 	for i, d := range docs {
@@ -34,36 +42,50 @@ func (s *Store) Upsert(ctx context.Context, docs []cortex.Document) error {
 			return fmt.Errorf("upsert document %d: %w", i, err)
 		}
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, d := range docs {
-			cluster := d.Cluster
-			if cluster == "" {
-				cluster = d.Metadata["cluster"]
-			}
-			meta := d.Metadata
-			if meta == nil {
-				meta = map[string]string{}
-			}
-			created := stamp(d.CreatedAt)
-			updated := stamp(d.UpdatedAt)
-			if d.UpdatedAt.IsZero() && created.After(updated) {
-				updated = created
-			}
-			b.Queue(`INSERT INTO cortex_documents (collection, id, cluster, body, metadata, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)
-				ON CONFLICT (collection, id) DO UPDATE SET
-					cluster = EXCLUDED.cluster, body = EXCLUDED.body, metadata = EXCLUDED.metadata,
-					created_at = CASE WHEN $8 THEN cortex_documents.created_at ELSE EXCLUDED.created_at END,
-					updated_at = EXCLUDED.updated_at`,
-				d.Collection, d.ID, cluster, d.Text, meta, created, updated, d.CreatedAt.IsZero())
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
+	unit, err := prepareVectors(items)
 	if err != nil {
-		return fmt.Errorf("upsert %d documents: %w", len(docs), err)
+		return err
 	}
-	return nil
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(docs) > 0 {
+			if err := upsertDocs(ctx, tx, docs); err != nil {
+				return fmt.Errorf("upsert %d documents: %w", len(docs), err)
+			}
+		}
+		if len(items) > 0 {
+			if err := upsertVectors(ctx, tx, items, unit); err != nil {
+				return fmt.Errorf("upsert %d vectors: %w", len(items), err)
+			}
+		}
+		return nil
+	})
+}
+
+func upsertDocs(ctx context.Context, tx pgx.Tx, docs []cortex.Document) error {
+	b := &pgx.Batch{}
+	for _, d := range docs {
+		cluster := d.Cluster
+		if cluster == "" {
+			cluster = d.Metadata["cluster"]
+		}
+		meta := d.Metadata
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		created := stamp(d.CreatedAt)
+		updated := stamp(d.UpdatedAt)
+		if d.UpdatedAt.IsZero() && created.After(updated) {
+			updated = created
+		}
+		b.Queue(`INSERT INTO cortex_documents (collection, id, cluster, body, metadata, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (collection, id) DO UPDATE SET
+				cluster = EXCLUDED.cluster, body = EXCLUDED.body, metadata = EXCLUDED.metadata,
+				created_at = CASE WHEN $8 THEN cortex_documents.created_at ELSE EXCLUDED.created_at END,
+				updated_at = EXCLUDED.updated_at`,
+			d.Collection, d.ID, cluster, d.Text, meta, created, updated, d.CreatedAt.IsZero())
+	}
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // Get returns one document; ok is false when there is none.

@@ -531,3 +531,25 @@ func TestVectorsSeenByAnotherReplica(t *testing.T) {
 		t.Fatalf("cache holds %d rows, want 2", len(b.vecs.rows))
 	}
 }
+
+func TestUpsertWithVectorsIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	doc := []cortex.Document{{ID: "a", Collection: "c", Text: "pod restarted"}}
+	if err := s.UpsertWithVectors(ctx, doc, []cortex.VectorItem{{Collection: "c", ID: "a", Vector: []float32{1, 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The vector half fails (wrong dimension) inside the database, so the
+	// document half must not land either.
+	doc2 := []cortex.Document{{ID: "b", Collection: "c", Text: "node not ready"}}
+	err := s.UpsertWithVectors(ctx, doc2, []cortex.VectorItem{{Collection: "c", ID: "b", Vector: []float32{1, 0, 0}}})
+	if err == nil || !strings.Contains(err.Error(), "dimensions") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, ok, _ := s.Get(ctx, "c", "b"); ok {
+		t.Fatal("document written although its vector failed")
+	}
+	if got, _ := s.Search(ctx, []float32{1, 0}, cortex.Filter{}, 5); strings.Join(ids(got), ",") != "c/a" {
+		t.Fatalf("search: %v", ids(got))
+	}
+}

@@ -20,57 +20,58 @@ const vectorLock = 0x636f72766563 // "corvec"
 // UpsertVectors stores one unit-length vector per (collection, id) in one
 // transaction; every vector in the store must have the same dimension.
 func (s *Store) UpsertVectors(ctx context.Context, items []cortex.VectorItem) error {
-	if err := s.check(); err != nil {
-		return err
-	}
+	return s.UpsertWithVectors(ctx, nil, items)
+}
+
+// prepareVectors validates items and returns their unit-length vectors.
+func prepareVectors(items []cortex.VectorItem) ([][]float32, error) {
 	if len(items) == 0 {
-		return nil
+		return nil, nil
 	}
 	dim := len(items[0].Vector)
 	unit := make([][]float32, len(items))
 	for i, it := range items {
 		if err := validKey("collection", it.Collection); err != nil {
-			return fmt.Errorf("upsert vector %d: %w", i, err)
+			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
 		if err := validKey("id", it.ID); err != nil {
-			return fmt.Errorf("upsert vector %d: %w", i, err)
+			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
 		if err := validText("cluster", it.Cluster); err != nil {
-			return fmt.Errorf("upsert vector %d: %w", i, err)
+			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
 		if len(it.Vector) != dim {
-			return fmt.Errorf("upsert vector %d (%s/%s): %d dimensions, the batch has %d", i, it.Collection, it.ID, len(it.Vector), dim)
+			return nil, fmt.Errorf("upsert vector %d (%s/%s): %d dimensions, the batch has %d", i, it.Collection, it.ID, len(it.Vector), dim)
 		}
 		v, err := normalize(it.Vector)
 		if err != nil {
-			return fmt.Errorf("upsert vector %d (%s/%s): %w", i, it.Collection, it.ID, err)
+			return nil, fmt.Errorf("upsert vector %d (%s/%s): %w", i, it.Collection, it.ID, err)
 		}
 		unit[i] = v
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(vectorLock)); err != nil {
-			return err
-		}
-		have, err := indexDim(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if have != 0 && have != dim {
-			return fmt.Errorf("vectors have %d dimensions, the index holds %d (was the embedder changed?)", dim, have)
-		}
-		b := &pgx.Batch{}
-		for i, it := range items {
-			b.Queue(`INSERT INTO cortex_vectors (collection, id, cluster, dim, vec) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (collection, id) DO UPDATE SET cluster = EXCLUDED.cluster, dim = EXCLUDED.dim, vec = EXCLUDED.vec,
-					seq = nextval('cortex_vectors_seq')`,
-				it.Collection, it.ID, it.Cluster, dim, unit[i])
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return fmt.Errorf("upsert %d vectors: %w", len(items), err)
+	return unit, nil
+}
+
+func upsertVectors(ctx context.Context, tx pgx.Tx, items []cortex.VectorItem, unit [][]float32) error {
+	dim := len(unit[0])
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(vectorLock)); err != nil {
+		return err
 	}
-	return nil
+	have, err := indexDim(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if have != 0 && have != dim {
+		return fmt.Errorf("vectors have %d dimensions, the index holds %d (was the embedder changed?)", dim, have)
+	}
+	b := &pgx.Batch{}
+	for i, it := range items {
+		b.Queue(`INSERT INTO cortex_vectors (collection, id, cluster, dim, vec) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (collection, id) DO UPDATE SET cluster = EXCLUDED.cluster, dim = EXCLUDED.dim, vec = EXCLUDED.vec,
+				seq = nextval('cortex_vectors_seq')`,
+			it.Collection, it.ID, it.Cluster, dim, unit[i])
+	}
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // Search returns the k vectors closest to vector by cosine similarity, by an
