@@ -321,3 +321,25 @@ func algorithmsFor(keyType string) []string {
 	}
 	return []string{keyType}
 }
+
+// NodeEntry is one line of get_node_list.
+type NodeEntry struct {
+	Name    string `json:"name"`
+	Address string `json:"ssh_address,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// NodeList gives every node its SSH address, or says why it has none.
+func (r *Runner) NodeList(nodes []corev1.Node) []NodeEntry {
+	out := make([]NodeEntry, 0, len(nodes))
+	for i := range nodes {
+		e := NodeEntry{Name: nodes[i].Name}
+		if a, err := r.NodeAddress(&nodes[i]); err != nil {
+			e.Error = err.Error()
+		} else {
+			e.Address = a
+		}
+		out = append(out, e)
+	}
+	return out
+}

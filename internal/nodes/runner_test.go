@@ -338,6 +338,10 @@ func TestNodeAddress(t *testing.T) {
 	if _, err := r.NodeAddress(node("c", external)); err == nil {
 		t.Error("node without InternalIP got an address")
 	}
+	list := r.NodeList([]corev1.Node{*node("a", internal), *node("c", external)})
+	if len(list) != 2 || list[0].Address != "10.0.0.5:22" || list[1].Address != "" || list[1].Error == "" {
+		t.Errorf("NodeList = %+v", list)
+	}
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
