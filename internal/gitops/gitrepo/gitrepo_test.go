@@ -2,15 +2,22 @@ package gitrepo
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fluxcd/gitkit"
 	"github.com/fluxcd/pkg/gittestserver"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cluster-shepherd/shepherd/internal/gitops"
 )
@@ -358,4 +365,89 @@ func TestCorruptCloneIsReplaced(t *testing.T) {
 	if got, err := b.Read(context.Background(), "clusters/prod/app.yaml"); err != nil || got != "replicas: 1\n" {
 		t.Fatalf("read with corrupt data dir: %q %v", got, err)
 	}
+}
+
+func TestSSHRemoteChecksHostKey(t *testing.T) {
+	s := newServer(t)
+	keyDir := t.TempDir()
+	s.srv.KeyDir(keyDir)
+	dir := t.TempDir()
+	clientKey := filepath.Join(dir, "id_ed25519")
+	clientPub := writeClientKey(t, clientKey)
+	s.srv.PublicKeyLookupFunc(func(content string) (*gitkit.PublicKey, error) {
+		if content != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(clientPub))) {
+			return nil, errors.New("unknown key")
+		}
+		return &gitkit.PublicKey{Id: "shepherd"}, nil
+	})
+	if err := s.srv.ListenSSH(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.srv.StartSSH() }()
+	t.Cleanup(func() { _ = s.srv.StopSSH() })
+
+	hostPubBytes, err := os.ReadFile(filepath.Join(keyDir, "gitkit.rsa.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(hostPubBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(s.srv.SSHAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	knownHosts := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(knownHosts, []byte(knownhosts.Line([]string{knownhosts.Normalize(u.Host)}, hostPub)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	remote := s.srv.SSHAddress() + "/" + repoPath
+	b, err := New(Config{URL: remote, Branch: testBranch, DataDir: t.TempDir(),
+		Auth: Auth{SSHKeyFile: clientKey, KnownHostsFile: knownHosts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.Apply(context.Background(), gitops.Change{Operation: gitops.OpCreate, Path: "clusters/ssh.yaml", Content: "via: ssh\n", Message: "over ssh\n\nShepherd-Task: t\n"})
+	if err != nil {
+		t.Fatalf("apply over SSH: %v", err)
+	}
+	clone := s.clone()
+	if got, _ := readIn(t, clone, "clusters/ssh.yaml"); got != "via: ssh\n" || runGit(t, clone, "rev-parse", "HEAD") != c.ID {
+		t.Fatalf("fresh clone after SSH push sees %q", got)
+	}
+
+	// A known_hosts that names another key for this host is refused.
+	other := filepath.Join(dir, "other_known_hosts")
+	if err := os.WriteFile(other, []byte(knownhosts.Line([]string{knownhosts.Normalize(u.Host)}, clientPub)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := New(Config{URL: remote, Branch: testBranch, DataDir: t.TempDir(),
+		Auth: Auth{SSHKeyFile: clientKey, KnownHostsFile: other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Read(context.Background(), "clusters/ssh.yaml"); err == nil {
+		t.Fatal("a mismatched host key was accepted")
+	}
+}
+
+func writeClientKey(t *testing.T, path string) ssh.PublicKey {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }
