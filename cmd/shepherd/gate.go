@@ -101,6 +101,9 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 				return
 			case <-t.C:
 				_ = gate.Sweep(context.Background())
+				if time.Now().Minute() == 0 {
+					_, _ = gate.Prune(context.Background(), 7*24*time.Hour)
+				}
 			}
 		}
 	}()

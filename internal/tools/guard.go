@@ -148,6 +148,7 @@ func listPending(ctx context.Context, d *Deps, _ noArgs) (string, error) {
 	a := answer.New(d.MaxBytes)
 	a.Linef("%d tasks pending or approved", len(ts))
 	for _, t := range ts {
+		t = guard.MaskedTask(t)
 		a.Linef("%s %s %s %s %s risk=%.2f: %s", t.ID, t.State, t.Tool, string(t.Arguments), t.Recommendation, t.Score, answer.Clip(t.Action, 200))
 	}
 	return a.String("tasks", ""), nil
