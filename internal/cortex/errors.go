@@ -1,0 +1,14 @@
+package cortex
+
+import "errors"
+
+// ErrNotFound marks a call that names a known error, solution or document
+// that does not exist; stores wrap it so the HTTP layer can answer 404.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalid marks a request the caller must fix (answered with 400).
+var ErrInvalid = errors.New("invalid request")
+
+// ErrUnavailable marks a dependency (embedder, store) that failed, so the
+// caller may retry later (answered with 503).
+var ErrUnavailable = errors.New("unavailable")

@@ -1,0 +1,285 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+)
+
+// Limits that keep queries cheap and keys sane.
+const (
+	maxKeyBytes   = 512
+	maxQueryWords = 64
+	maxK          = 1000
+)
+
+// Upsert writes docs in one transaction, replacing any document with the same
+// (collection, id) but keeping its original creation time when the new one
+// carries none.
+func (s *Store) Upsert(ctx context.Context, docs []cortex.Document) error {
+	return s.UpsertWithVectors(ctx, docs, nil)
+}
+
+// UpsertWithVectors writes documents and their vectors in one transaction, so
+// a failure leaves neither half; cortex.Service uses it when the document
+// store and the vector index are the same Store.
+func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, items []cortex.VectorItem) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(docs) == 0 && len(items) == 0 {
+		return nil
+	}
+	for i, d := range docs {
+		if err := validDoc(d); err != nil {
+			return fmt.Errorf("upsert document %d: %w", i, err)
+		}
+	}
+	rows, dim, err := s.prepareVectors(items)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkDim(dim); err != nil {
+			return fmt.Errorf("upsert %d vectors: %w", len(rows), err)
+		}
+		if len(docs) > 0 {
+			if err := upsertDocs(ctx, tx, docs); err != nil {
+				return fmt.Errorf("upsert %d documents: %w", len(docs), err)
+			}
+		}
+		if len(rows) > 0 {
+			if err := upsertVectorRows(ctx, tx, rows); err != nil {
+				return fmt.Errorf("upsert %d vectors: %w", len(rows), err)
+			}
+		}
+		return nil
+	}, func() { s.commitVectors(rows, dim) })
+}
+
+func upsertDocs(ctx context.Context, tx *sql.Tx, docs []cortex.Document) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO documents (collection, id, cluster, body, metadata, created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+		ON CONFLICT (collection, id) DO UPDATE SET
+			cluster = excluded.cluster, body = excluded.body, metadata = excluded.metadata,
+			created_at = CASE WHEN ?8 THEN documents.created_at ELSE excluded.created_at END,
+			updated_at = excluded.updated_at`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, d := range docs {
+		cluster := d.Cluster
+		if cluster == "" {
+			cluster = d.Metadata["cluster"]
+		}
+		meta := []byte("{}")
+		if len(d.Metadata) > 0 {
+			if meta, err = json.Marshal(d.Metadata); err != nil {
+				return err
+			}
+		}
+		t := now()
+		created, updated := d.CreatedAt, d.UpdatedAt
+		if created.IsZero() {
+			created = t
+		}
+		if updated.IsZero() {
+			updated = t
+			if created.After(updated) {
+				updated = created
+			}
+		}
+		if _, err := stmt.ExecContext(ctx, d.Collection, d.ID, cluster, d.Text, string(meta),
+			toNanos(created), toNanos(updated), d.CreatedAt.IsZero()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get returns one document; ok is false when there is none.
+func (s *Store) Get(ctx context.Context, collection, id string) (cortex.Document, bool, error) {
+	if err := s.check(); err != nil {
+		return cortex.Document{}, false, err
+	}
+	d := cortex.Document{Collection: collection, ID: id}
+	var meta string
+	var created, updated int64
+	err := s.db.QueryRowContext(ctx, `SELECT cluster, body, metadata, created_at, updated_at
+		FROM documents WHERE collection = ? AND id = ?`, collection, id).
+		Scan(&d.Cluster, &d.Text, &meta, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cortex.Document{}, false, nil
+	}
+	if err != nil {
+		return cortex.Document{}, false, fmt.Errorf("get %s/%s: %w", collection, id, err)
+	}
+	if meta != "{}" {
+		if err := json.Unmarshal([]byte(meta), &d.Metadata); err != nil {
+			return cortex.Document{}, false, fmt.Errorf("get %s/%s: metadata: %w", collection, id, err)
+		}
+	}
+	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return d, true, nil
+}
+
+// Keyword ranks documents matching any of the query's words (OR, so a loosely
+// worded question still finds something) by FTS5's bm25(), negated so that
+// higher is better.
+func (s *Store) Keyword(ctx context.Context, query string, f cortex.Filter, k int) ([]cortex.Scored, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("keyword search: k must not be negative, got %d", k)
+	}
+	words := QueryWords(query)
+	if k == 0 || len(words) == 0 {
+		return nil, nil
+	}
+	// Each word is quoted and holds only letters and digits, so no other
+	// FTS5 syntax can form.
+	match := `"` + strings.Join(words, `" OR "`) + `"`
+	q := `SELECT d.collection, d.id, bm25(documents_fts) AS r
+		FROM documents_fts JOIN documents d ON d.rid = documents_fts.rowid
+		WHERE documents_fts MATCH ?`
+	args := []any{match}
+	if len(f.Collections) > 0 {
+		q += ` AND d.collection IN (?` + strings.Repeat(`, ?`, len(f.Collections)-1) + `)`
+		for _, c := range f.Collections {
+			args = append(args, c)
+		}
+	}
+	if f.Cluster != "" {
+		q += ` AND d.cluster = ?`
+		args = append(args, f.Cluster)
+	}
+	q += ` ORDER BY r, d.updated_at DESC, d.collection, d.id LIMIT ?`
+	args = append(args, min(k, maxK))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	defer rows.Close()
+	var out []cortex.Scored
+	for rows.Next() {
+		var sc cortex.Scored
+		var r float64
+		if err := rows.Scan(&sc.Collection, &sc.ID, &r); err != nil {
+			return nil, fmt.Errorf("keyword search: %w", err)
+		}
+		sc.Score = -r
+		out = append(out, sc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	return out, nil
+}
+
+// Count returns how many documents a collection holds, or all when empty.
+func (s *Store) Count(ctx context.Context, collection string) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM documents WHERE ?1 = '' OR collection = ?1`, collection).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", collection, err)
+	}
+	return n, nil
+}
+
+// stopwords carry no meaning for search; dropping them keeps a tired
+// operator's "why is my pod not starting" from matching every document.
+var stopwords = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields(`a an and are as at be been but by can could did do does doing for from had has have how i
+		if in into is it its it's just me my no not of on or our so some than that the their them then there these they
+		this to was we were what when where which while who why will with would you your again keep keeps still
+		anyone any all also im pls please help`) {
+		stopwords[w] = true
+	}
+}
+
+// QueryWords splits a question into distinct lower-case runs of letters and
+// digits, without stopwords unless nothing else is left.
+func QueryWords(q string) []string {
+	seen := map[string]bool{}
+	var words, stops []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(q), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}) {
+		if len(w) > 200 || seen[w] {
+			continue
+		}
+		seen[w] = true
+		if stopwords[w] {
+			stops = append(stops, w)
+			continue
+		}
+		words = append(words, w)
+		if len(words) == maxQueryWords {
+			break
+		}
+	}
+	if len(words) == 0 {
+		words = stops[:min(len(stops), maxQueryWords)]
+	}
+	return words
+}
+
+func validDoc(d cortex.Document) error {
+	if err := validKey("collection", d.Collection); err != nil {
+		return err
+	}
+	if err := validKey("id", d.ID); err != nil {
+		return err
+	}
+	if err := validText("cluster", d.Cluster); err != nil {
+		return err
+	}
+	if err := validText("text", d.Text); err != nil {
+		return err
+	}
+	for k, v := range d.Metadata {
+		if err := validText("metadata key", k); err != nil {
+			return err
+		}
+		if err := validText("metadata "+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validKey(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(v) > maxKeyBytes {
+		return fmt.Errorf("%s is longer than %d bytes", what, maxKeyBytes)
+	}
+	return validText(what, v)
+}
+
+// validText refuses what would not round-trip as text, so the caller learns
+// which field is wrong.
+func validText(what, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%s contains a NUL byte", what)
+	}
+	return nil
+}

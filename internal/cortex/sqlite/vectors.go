@@ -1,0 +1,349 @@
+package sqlite
+
+import (
+	"container/heap"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+)
+
+// matrix is every vector in one contiguous float32 slice, unit length, so a
+// search is a dot product per row and a bounded heap: exact, and at 100k
+// rows fast enough that no approximate index (and its recall loss) is needed.
+type matrix struct {
+	dim   int
+	data  []float32
+	coll  []uint16
+	clus  []uint32
+	ids   []string
+	pos   map[string]int
+	colls intern
+	clsts intern
+}
+
+type intern struct {
+	names []string
+	index map[string]int
+}
+
+func (in *intern) id(name string) int {
+	if i, ok := in.index[name]; ok {
+		return i
+	}
+	if in.index == nil {
+		in.index = map[string]int{}
+	}
+	in.index[name] = len(in.names)
+	in.names = append(in.names, name)
+	return len(in.names) - 1
+}
+
+type vrow struct {
+	collection, id, cluster string
+	vec                     []float32
+}
+
+func key(collection, id string) string { return collection + "\x00" + id }
+
+func (m *matrix) put(r vrow) {
+	if m.pos == nil {
+		m.pos = map[string]int{}
+	}
+	k := key(r.collection, r.id)
+	c := uint16(m.colls.id(r.collection))
+	cl := uint32(m.clsts.id(r.cluster))
+	if i, ok := m.pos[k]; ok {
+		copy(m.data[i*m.dim:(i+1)*m.dim], r.vec)
+		m.coll[i], m.clus[i] = c, cl
+		return
+	}
+	m.pos[k] = len(m.ids)
+	m.data = append(m.data, r.vec...)
+	m.coll = append(m.coll, c)
+	m.clus = append(m.clus, cl)
+	m.ids = append(m.ids, r.id)
+}
+
+// UpsertVectors writes one vector per item, replacing the vector of the same
+// (collection, id); every vector in the index has the same dimension.
+func (s *Store) UpsertVectors(ctx context.Context, items []cortex.VectorItem) error {
+	return s.UpsertWithVectors(ctx, nil, items)
+}
+
+func (s *Store) prepareVectors(items []cortex.VectorItem) ([]vrow, int, error) {
+	if len(items) == 0 {
+		return nil, 0, nil
+	}
+	dim := len(items[0].Vector)
+	rows := make([]vrow, len(items))
+	for i, it := range items {
+		if err := validKey("collection", it.Collection); err != nil {
+			return nil, 0, fmt.Errorf("upsert vector %d: %w", i, err)
+		}
+		if err := validKey("id", it.ID); err != nil {
+			return nil, 0, fmt.Errorf("upsert vector %d: %w", i, err)
+		}
+		if err := validText("cluster", it.Cluster); err != nil {
+			return nil, 0, fmt.Errorf("upsert vector %d: %w", i, err)
+		}
+		if len(it.Vector) != dim {
+			return nil, 0, fmt.Errorf("upsert vector %d (%s/%s): %d dimensions, the batch has %d", i, it.Collection, it.ID, len(it.Vector), dim)
+		}
+		v, err := Normalize(it.Vector)
+		if err != nil {
+			return nil, 0, fmt.Errorf("upsert vector %d (%s/%s): %w", i, it.Collection, it.ID, err)
+		}
+		rows[i] = vrow{it.Collection, it.ID, it.Cluster, v}
+	}
+	return rows, dim, nil
+}
+
+func (s *Store) checkDim(dim int) error {
+	s.vmu.RLock()
+	have := s.vec.dim
+	s.vmu.RUnlock()
+	if have != 0 && dim != 0 && have != dim {
+		return fmt.Errorf("vectors have %d dimensions, the index holds %d (was the embedder changed?)", dim, have)
+	}
+	return nil
+}
+
+func upsertVectorRows(ctx context.Context, tx *sql.Tx, rows []vrow) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO vectors (collection, id, cluster, vec) VALUES (?, ?, ?, ?)
+		ON CONFLICT (collection, id) DO UPDATE SET cluster = excluded.cluster, vec = excluded.vec`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	buf := make([]byte, 0, 4*len(rows[0].vec))
+	for _, r := range rows {
+		buf = buf[:0]
+		for _, x := range r.vec {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
+		}
+		if _, err := stmt.ExecContext(ctx, r.collection, r.id, r.cluster, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitVectors makes rows visible to Search once they are on disk.
+func (s *Store) commitVectors(rows []vrow, dim int) {
+	if len(rows) == 0 {
+		return
+	}
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	if s.vec.dim == 0 {
+		s.vec.dim = dim
+	}
+	for _, r := range rows {
+		s.vec.put(r)
+	}
+}
+
+func (s *Store) loadVectors(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT collection, id, cluster, vec FROM vectors`)
+	if err != nil {
+		return fmt.Errorf("sqlite: load vectors: %w", err)
+	}
+	defer rows.Close()
+	var m matrix
+	for rows.Next() {
+		var r vrow
+		var blob []byte
+		if err := rows.Scan(&r.collection, &r.id, &r.cluster, &blob); err != nil {
+			return fmt.Errorf("sqlite: load vectors: %w", err)
+		}
+		if len(blob)%4 != 0 || len(blob) == 0 {
+			return fmt.Errorf("sqlite: load vectors: %s/%s has a %d-byte vector", r.collection, r.id, len(blob))
+		}
+		r.vec = make([]float32, len(blob)/4)
+		for i := range r.vec {
+			r.vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(blob[4*i:]))
+		}
+		if m.dim == 0 {
+			m.dim = len(r.vec)
+		} else if m.dim != len(r.vec) {
+			return fmt.Errorf("sqlite: load vectors: %s/%s has %d dimensions, others %d", r.collection, r.id, len(r.vec), m.dim)
+		}
+		m.put(r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: load vectors: %w", err)
+	}
+	s.vec = m
+	return nil
+}
+
+// Search returns the k vectors closest to vector by cosine similarity, by an
+// exact scan of the in-memory matrix split across the CPUs.
+func (s *Store) Search(ctx context.Context, vector []float32, f cortex.Filter, k int) ([]cortex.Scored, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("vector search: k must not be negative, got %d", k)
+	}
+	q, err := Normalize(vector)
+	if err != nil {
+		return nil, fmt.Errorf("vector search: %w", err)
+	}
+	if k == 0 {
+		return nil, nil
+	}
+	k = min(k, maxK)
+	s.vmu.RLock()
+	defer s.vmu.RUnlock()
+	m := &s.vec
+	n := len(m.ids)
+	if n == 0 {
+		return nil, nil
+	}
+	if len(q) != m.dim {
+		return nil, fmt.Errorf("vector search: query has %d dimensions, the index holds %d", len(q), m.dim)
+	}
+	var collOK []bool
+	if len(f.Collections) > 0 {
+		collOK = make([]bool, len(m.colls.names))
+		for _, c := range f.Collections {
+			if i, ok := m.colls.index[c]; ok {
+				collOK[i] = true
+			}
+		}
+	}
+	cluster := -1
+	if f.Cluster != "" {
+		i, ok := m.clsts.index[f.Cluster]
+		if !ok {
+			return nil, nil
+		}
+		cluster = i
+	}
+	workers := 1
+	if n >= 8192 {
+		workers = min(runtime.GOMAXPROCS(0), 8)
+	}
+	parts := make([]topK, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		wg.Go(func() {
+			h := topK{k: k}
+			for i := lo; i < hi; i++ {
+				if collOK != nil && !collOK[m.coll[i]] {
+					continue
+				}
+				if cluster >= 0 && int(m.clus[i]) != cluster {
+					continue
+				}
+				h.offer(i, dot(q, m.data[i*m.dim:(i+1)*m.dim]))
+			}
+			parts[w] = h
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("vector search: %w", err)
+	}
+	var all []hit
+	for _, p := range parts {
+		all = append(all, p.items...)
+	}
+	out := make([]cortex.Scored, len(all))
+	for i, h := range all {
+		out[i] = cortex.Scored{Collection: m.colls.names[m.coll[h.row]], ID: m.ids[h.row], Score: max(-1, min(1, float64(h.score)))}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		if out[i].Collection != out[j].Collection {
+			return out[i].Collection < out[j].Collection
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out[:min(k, len(out))], nil
+}
+
+type hit struct {
+	row   int
+	score float32
+}
+
+// topK is a min-heap of the k best hits seen so far.
+type topK struct {
+	k     int
+	items []hit
+}
+
+func (h topK) Len() int           { return len(h.items) }
+func (h topK) Less(i, j int) bool { return h.items[i].score < h.items[j].score }
+func (h topK) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *topK) Push(x any)        { h.items = append(h.items, x.(hit)) }
+func (h *topK) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
+}
+
+func (h *topK) offer(row int, score float32) {
+	if len(h.items) < h.k {
+		heap.Push(h, hit{row, score})
+		return
+	}
+	if score > h.items[0].score {
+		h.items[0] = hit{row, score}
+		heap.Fix(h, 0)
+	}
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// Normalize returns v scaled to unit length; cosine similarity is undefined
+// for an empty, zero or non-finite vector, so those are refused.
+func Normalize(v []float32) ([]float32, error) {
+	if len(v) == 0 {
+		return nil, errors.New("vector is empty")
+	}
+	var sum float64
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("vector element %d is not a finite number", i)
+		}
+		sum += float64(x) * float64(x)
+	}
+	if sum == 0 {
+		return nil, errors.New("vector is all zeros")
+	}
+	inv := 1 / math.Sqrt(sum)
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out, nil
+}
