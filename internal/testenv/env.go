@@ -93,6 +93,10 @@ func Start(ctx context.Context) (*Env, error) {
 		CRDs:                  crd,
 		ErrorIfCRDPathMissing: true,
 	}
+	// Test data need no durability; fsync per write would dominate seeding
+	// a benchmark-sized cluster.
+	te.ControlPlane.Etcd = &envtest.Etcd{}
+	te.ControlPlane.Etcd.Configure().Set("unsafe-no-fsync", "true")
 	api := te.ControlPlane.GetAPIServer()
 	// Nodes advertise their kubelet (here: the stand-in log server) by
 	// InternalIP; dialling a Hostname address would need DNS.

@@ -125,7 +125,7 @@ func (s *LogServer) containerLogs(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	if e, bad := s.errs[LogKey(ns, pod, container, previous)]; bad {
 		s.mu.RUnlock()
-		http.Error(w, e.msg, e.code)
+		kubeletError(w, e.msg, e.code)
 		return
 	}
 	lines, ok := s.logs[LogKey(ns, pod, container, previous)]
@@ -146,20 +146,20 @@ func (s *LogServer) containerLogs(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case !podKnown:
-		http.Error(w, fmt.Sprintf("pod %q does not exist", pod), http.StatusNotFound)
+		kubeletError(w, fmt.Sprintf("pod %q does not exist", pod), http.StatusNotFound)
 		return
 	case !containerKnown:
-		http.Error(w, fmt.Sprintf("container %q not found in pod %q", container, pod), http.StatusNotFound)
+		kubeletError(w, fmt.Sprintf("container %q not found in pod %q", container, pod), http.StatusNotFound)
 		return
 	case !ok && previous:
-		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod), http.StatusBadRequest)
+		kubeletError(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod), http.StatusBadRequest)
 		return
 	}
 
 	if v := q.Get("tailLines"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			http.Error(w, fmt.Sprintf("invalid tailLines %q", v), http.StatusBadRequest)
+			kubeletError(w, fmt.Sprintf("invalid tailLines %q", v), http.StatusBadRequest)
 			return
 		}
 		if n < len(lines) {
@@ -170,7 +170,7 @@ func (s *LogServer) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limitBytes"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			http.Error(w, fmt.Sprintf("invalid limitBytes %q", v), http.StatusBadRequest)
+			kubeletError(w, fmt.Sprintf("invalid limitBytes %q", v), http.StatusBadRequest)
 			return
 		}
 		limit = n
@@ -216,4 +216,13 @@ func selfSignedCert() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// kubeletError writes the message bare, as the kubelet's restful handlers do
+// (http.Error would add a newline that then shows in the API server's error).
+func kubeletError(w http.ResponseWriter, msg string, code int) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg))
 }

@@ -427,9 +427,9 @@ func TestLogServerDirect(t *testing.T) {
 		{"/containerLogs/ns/p/c?tailLines=0", 200, ""},
 		{"/containerLogs/ns/p/c?previous=true", 200, "old\n"},
 		{"/containerLogs/ns/p/c?limitBytes=3", 200, "a\nb"},
-		{"/containerLogs/ns/p/other", 404, "container \"other\" not found in pod \"p\"\n"},
-		{"/containerLogs/ns/nope/c", 404, "pod \"nope\" does not exist\n"},
-		{"/containerLogs/ns/p/c?tailLines=x", 400, "invalid tailLines \"x\"\n"},
+		{"/containerLogs/ns/p/other", 404, "container \"other\" not found in pod \"p\""},
+		{"/containerLogs/ns/nope/c", 404, "pod \"nope\" does not exist"},
+		{"/containerLogs/ns/p/c?tailLines=x", 400, "invalid tailLines \"x\""},
 	} {
 		code, body := get(tc.path)
 		if code != tc.code || body != tc.body {
