@@ -88,6 +88,8 @@ type Scenario struct {
 
 	LogServer     *LogServer
 	LogServerAddr string
+	// SeedTime is how long Seed took.
+	SeedTime time.Duration
 }
 
 // Close stops the scenario's log server.
@@ -147,6 +149,7 @@ func Seed(ctx context.Context, cfg *rest.Config, opts SeedOptions) (*Scenario, e
 
 	// The log server must exist before the nodes, which advertise its port;
 	// its content is filled in as pods are created.
+	begin := time.Now()
 	ls, err := StartLogServer(nil)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
@@ -165,6 +168,7 @@ func Seed(ctx context.Context, cfg *rest.Config, opts SeedOptions) (*Scenario, e
 	ip := s.sc.ImagePullPod
 	ls.SetError(LogKey(ip.Namespace, ip.Name, ip.Container, false), http.StatusBadRequest,
 		fmt.Sprintf("container %q in pod %q is waiting to start: trying and failing to pull image", ip.Container, ip.Name))
+	s.sc.SeedTime = time.Since(begin)
 	return s.sc, nil
 }
 
