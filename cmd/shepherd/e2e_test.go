@@ -148,10 +148,10 @@ func httpClient(token string) *http.Client {
 
 func connect(t *testing.T, tr mcp.Transport) *mcp.ClientSession {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// The legacy SSE transport keeps its event stream on the Connect
+	// context, so it must outlive this function.
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	s, err := c.Connect(ctx, tr, nil)
+	s, err := c.Connect(context.Background(), tr, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

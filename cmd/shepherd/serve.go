@@ -138,30 +138,17 @@ func (f *shepherdFlags) build(ctx context.Context, wait bool) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	syncCtx, cancel := context.WithTimeout(ctx, f.syncTimeout)
 	start := func() error {
-		defer cancel()
-		if err := a.cache.Start(ctx); err != nil {
+		if err := a.cache.Start(ctx, f.syncTimeout); err != nil {
 			return err
-		}
-		if syncCtx.Err() != nil {
-			return fmt.Errorf("the cluster cache did not sync within --sync-timeout %s", f.syncTimeout)
 		}
 		log.Info("cluster cache synced")
 		return nil
 	}
 	if wait {
-		errc := make(chan error, 1)
-		go func() { errc <- start() }()
-		select {
-		case err := <-errc:
-			if err != nil {
-				a.close()
-				return nil, err
-			}
-		case <-syncCtx.Done():
+		if err := start(); err != nil {
 			a.close()
-			return nil, fmt.Errorf("the cluster cache did not sync within --sync-timeout %s: is the API server reachable?", f.syncTimeout)
+			return nil, err
 		}
 	} else {
 		go func() {
@@ -173,7 +160,6 @@ func (f *shepherdFlags) build(ctx context.Context, wait bool) (*app, error) {
 	a.server = tools.NewServer(deps, selected, version)
 	return a, nil
 }
-
 
 func serveCmd() *cobra.Command {
 	f := shepherdFlags{http: true}

@@ -83,21 +83,23 @@ func (c *Cache) EventInformer() cache.SharedIndexInformer {
 	return c.eventsFac.Core().V1().Events().Informer()
 }
 
-// Start runs the informers and blocks until their first LIST is in, or ctx
-// ends. Flux is looked for now and again every minute, so installing Flux
-// later needs no restart.
-func (c *Cache) Start(ctx context.Context) error {
+// Start runs the informers until ctx ends and blocks until their first
+// LIST is in, or timeout passes. Flux is looked for now and again every
+// minute, so installing Flux later needs no restart.
+func (c *Cache) Start(ctx context.Context, timeout time.Duration) error {
 	c.EventInformer()
 	c.factory.Start(ctx.Done())
 	c.eventsFac.Start(ctx.Done())
-	for t, ok := range c.factory.WaitForCacheSync(ctx.Done()) {
+	wait, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for t, ok := range c.factory.WaitForCacheSync(wait.Done()) {
 		if !ok {
-			return fmt.Errorf("cache of %v did not sync", t)
+			return fmt.Errorf("cache of %v did not sync within %s: is the API server reachable and does shepherd's ServiceAccount may list it?", t, timeout)
 		}
 	}
-	for t, ok := range c.eventsFac.WaitForCacheSync(ctx.Done()) {
+	for _, ok := range c.eventsFac.WaitForCacheSync(wait.Done()) {
 		if !ok {
-			return fmt.Errorf("cache of %v did not sync", t)
+			return fmt.Errorf("cache of events did not sync within %s", timeout)
 		}
 	}
 	c.startFlux(ctx)

@@ -49,34 +49,60 @@ func (p *conversionProbe) run(ctx context.Context) {
 		p.log.Warn("conversion probe: list CRDs", "err", err)
 		return
 	}
-	var issues []ConversionIssue
+	var (
+		issues []ConversionIssue
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+	)
 	for _, crd := range crds.Items {
 		conv := crd.Spec.Conversion
 		if conv == nil || conv.Strategy != apiextv1.WebhookConverter {
 			continue
 		}
-		svc := ""
-		if conv.Webhook != nil && conv.Webhook.ClientConfig != nil && conv.Webhook.ClientConfig.Service != nil {
-			svc = conv.Webhook.ClientConfig.Service.Namespace + "/" + conv.Webhook.ClientConfig.Service.Name
-		} else if conv.Webhook != nil && conv.Webhook.ClientConfig != nil && conv.Webhook.ClientConfig.URL != nil {
-			svc = *conv.Webhook.ClientConfig.URL
-		}
-		for _, v := range crd.Spec.Versions {
-			if !v.Served {
-				continue
+		wg.Add(1)
+		go func(crd apiextv1.CustomResourceDefinition) {
+			defer wg.Done()
+			if is, bad := p.check(ctx, &crd); bad {
+				mu.Lock()
+				issues = append(issues, is)
+				mu.Unlock()
 			}
-			gvr := schema.GroupVersionResource{Group: crd.Spec.Group, Version: v.Name, Resource: crd.Spec.Names.Plural}
-			_, err := p.client.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
-			if err != nil {
-				issues = append(issues, ConversionIssue{CRD: crd.Name, Group: crd.Spec.Group, Version: v.Name, Service: svc, Error: err.Error()})
-				break // one failing version is enough to name the CRD
-			}
-		}
+		}(crd)
 	}
+	wg.Wait()
 	sort.Slice(issues, func(i, j int) bool { return issues[i].CRD < issues[j].CRD })
 	p.mu.Lock()
 	p.issues = issues
 	p.mu.Unlock()
+}
+
+// probeTimeout bounds one LIST: a webhook that hangs is as broken as one
+// that refuses.
+const probeTimeout = 5 * time.Second
+
+func (p *conversionProbe) check(ctx context.Context, crd *apiextv1.CustomResourceDefinition) (ConversionIssue, bool) {
+	conv := crd.Spec.Conversion
+	svc := ""
+	if conv.Webhook != nil && conv.Webhook.ClientConfig != nil {
+		if s := conv.Webhook.ClientConfig.Service; s != nil {
+			svc = s.Namespace + "/" + s.Name
+		} else if conv.Webhook.ClientConfig.URL != nil {
+			svc = *conv.Webhook.ClientConfig.URL
+		}
+	}
+	for _, v := range crd.Spec.Versions {
+		if !v.Served {
+			continue
+		}
+		gvr := schema.GroupVersionResource{Group: crd.Spec.Group, Version: v.Name, Resource: crd.Spec.Names.Plural}
+		lctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		_, err := p.client.Dynamic.Resource(gvr).List(lctx, metav1.ListOptions{Limit: 1})
+		cancel()
+		if err != nil {
+			return ConversionIssue{CRD: crd.Name, Group: crd.Spec.Group, Version: v.Name, Service: svc, Error: err.Error()}, true
+		}
+	}
+	return ConversionIssue{}, false
 }
 
 func (p *conversionProbe) current() []ConversionIssue {

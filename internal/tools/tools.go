@@ -21,16 +21,20 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/answer"
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/gitops"
 	"github.com/cluster-shepherd/shepherd/internal/guard"
+	"github.com/cluster-shepherd/shepherd/internal/nodes"
 	"github.com/cluster-shepherd/shepherd/internal/redact"
 )
 
 // Deps is everything a tool handler may reach.
 type Deps struct {
 	Cache     *cluster.Cache
-	Memory    cortex.Memory // nil: the cortex tools are not offered
-	Gate      *guard.Gate   // nil: no write or guard tool is offered
-	Cluster   string        // this cluster's name, tagged on memory
+	Memory    cortex.Memory   // nil: the cortex tools are not offered
+	Gate      *guard.Gate     // nil: no write or guard tool is offered
+	GitOps    *gitops.Service // nil: gitops_change is not offered
+	Nodes     *nodes.Runner   // nil: run_node_cmd is not offered
+	Cluster   string          // this cluster's name, tagged on memory
 	MaxBytes  int
 	NodeAddrs map[string]string // per-node SSH address overrides
 	Log       *slog.Logger
@@ -144,6 +148,8 @@ func All() []Tool {
 	all = append(all, cortexTools()...)
 	all = append(all, guardTools()...)
 	all = append(all, actTools()...)
+	all = append(all, gitopsTools()...)
+	all = append(all, nodeTools()...)
 	return all
 }
 
@@ -204,7 +210,8 @@ func NewServer(d *Deps, tools []Tool, version string) *mcp.Server {
 		Logger:       d.Log,
 	})
 	for _, t := range tools {
-		if t.Needs == "cortex" && d.Memory == nil || t.Needs == "gate" && d.Gate == nil {
+		if t.Needs == "cortex" && d.Memory == nil || t.Needs == "gate" && d.Gate == nil ||
+			t.Needs == "gitops" && (d.GitOps == nil || d.Gate == nil) || t.Needs == "nodes" && (d.Nodes == nil || d.Gate == nil) {
 			continue
 		}
 		t.add(s, d)

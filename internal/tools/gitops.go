@@ -1,0 +1,4 @@
+package tools
+
+// gitopsTools declares gitops_change (Needs "gitops").
+func gitopsTools() []Tool { return nil }
