@@ -63,6 +63,9 @@ type Hit struct {
 	Cluster    string            `json:"cluster,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
+	// Matched says which retrievers found the hit and at what rank
+	// ("bm25#1", "dense#3", "rerank").
+	Matched []string `json:"matched,omitempty"`
 }
 
 // QueryResponse holds ranked hits and MergedContext, one pre-formatted block:
@@ -70,6 +73,9 @@ type Hit struct {
 type QueryResponse struct {
 	Hits          []Hit  `json:"hits"`
 	MergedContext string `json:"merged_context"`
+	// Warnings name a degraded answer (e.g. the embedder was down and only
+	// keyword search ran).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Recommendation is what a risk assessment advises.
