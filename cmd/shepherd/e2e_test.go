@@ -60,7 +60,8 @@ const testToken = "e2e-token-0123456789"
 
 // shepherdProc is a running `shepherd serve`.
 type shepherdProc struct {
-	base   string
+	base    string
+	dataDir string
 	cmd    *exec.Cmd
 	stderr *strings.Builder
 }
@@ -69,17 +70,23 @@ type shepherdProc struct {
 // /readyz answers 200.
 func startServe(t *testing.T, extra ...string) *shepherdProc {
 	t.Helper()
+	return startServeDir(t, t.TempDir(), extra...)
+}
+
+// startServeDir is startServe on a given data directory.
+func startServeDir(t *testing.T, dataDir string, extra ...string) *shepherdProc {
+	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
 	args := append([]string{"serve", "--kubeconfig", env.KubeconfigPath, "--listen", "127.0.0.1:0",
-		"--data-dir", t.TempDir(), "--auth-token-file", tokenFile}, extra...)
+		"--data-dir", dataDir, "--auth-token-file", tokenFile}, extra...)
 	cmd := exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &shepherdProc{cmd: cmd, stderr: &strings.Builder{}}
+	p := &shepherdProc{cmd: cmd, stderr: &strings.Builder{}, dataDir: dataDir}
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})

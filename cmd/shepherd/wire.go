@@ -15,6 +15,9 @@ func (f *shepherdFlags) wireExtras(ctx context.Context, a *app, d *tools.Deps) e
 	}
 	a.cleanup = append(a.cleanup, closeMem)
 	d.Memory = mem
+	if err := a.startIngest(ctx, mem, f.clusterName); err != nil {
+		return err
+	}
 	gate, closeGate, err := f.gate.openGate(ctx, f.dataDir, f.clusterName, mem, d)
 	if err != nil {
 		return err

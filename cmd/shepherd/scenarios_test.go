@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cluster-shepherd/shepherd/internal/cluster"
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+)
+
+// The write scenarios of the risk gate, end to end: the real binary with its
+// in-process Cortex, the go-sdk client, the real API server.
+
+func jsonField(t *testing.T, text, field string) any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		t.Fatalf("answer is not JSON: %v\n%s", err, text)
+	}
+	return m[field]
+}
+
+func kube(t *testing.T) kubernetes.Interface {
+	c, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestScenarioRestartAuto(t *testing.T) {
+	p := startServe(t)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	args := map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment"}
+
+	// Without an assessment the write is refused and says what to do.
+	text, isErr := call(t, s, "restart_workload", args)
+	if !isErr || !strings.Contains(text, "assess_risk") {
+		t.Fatalf("unassessed restart: isError=%v %s", isErr, text)
+	}
+	text, isErr = call(t, s, "assess_risk", map[string]any{"action": "restart immich, it is stuck", "tool": "restart_workload", "arguments": args})
+	if isErr || jsonField(t, text, "recommendation") != "auto" {
+		t.Fatalf("assess restart immich: want auto, got %s", text)
+	}
+	text, isErr = call(t, s, "restart_workload", args)
+	if isErr || !strings.Contains(text, "restarted Deployment immich/immich") {
+		t.Fatalf("restart: %v %s", isErr, text)
+	}
+	d, err := kube(t).AppsV1().Deployments("immich").Get(context.Background(), "immich", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Annotations[cluster.RestartedAtAnnotation] == "" {
+		t.Fatalf("template annotation not set: %v %v", err, d.Spec.Template.Annotations)
+	}
+	// The authorization was used up.
+	if text, isErr = call(t, s, "restart_workload", args); !isErr {
+		t.Fatalf("second restart on one assessment ran: %s", text)
+	}
+}
+
+func TestScenarioScaleToZeroNeedsApproval(t *testing.T) {
+	p := startServe(t)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	args := map[string]any{"namespace": "immich", "name": "immich", "replicas": 0}
+	text, _ := call(t, s, "assess_risk", map[string]any{"action": "scale immich to 0", "tool": "scale_workload", "arguments": args})
+	if jsonField(t, text, "recommendation") != "review" {
+		t.Fatalf("scale to 0: want review, got %s", text)
+	}
+	if text, isErr := call(t, s, "scale_workload", args); !isErr || !strings.Contains(text, "queue_task") {
+		t.Fatalf("unapproved scale: %v %s", isErr, text)
+	}
+	text, isErr := call(t, s, "queue_task", map[string]any{"action": "scale immich to 0", "reason": "maintenance window", "tool": "scale_workload", "arguments": args})
+	if isErr {
+		t.Fatalf("queue: %s", text)
+	}
+	id, _ := jsonField(t, text, "task_id").(string)
+
+	// Adversarial: a forged id, and arguments changed after approval.
+	if text, isErr := call(t, s, "approve_task", map[string]any{"id": "forged-0000"}); !isErr {
+		t.Fatalf("forged id approved: %s", text)
+	}
+	if text, isErr := call(t, s, "approve_task", map[string]any{"id": id}); isErr {
+		t.Fatalf("approve: %s", text)
+	}
+	if text, isErr := call(t, s, "approve_task", map[string]any{"id": id}); !isErr {
+		t.Fatalf("approved twice: %s", text)
+	}
+	for _, changed := range []map[string]any{
+		{"namespace": "immich", "name": "immich", "replicas": 1},
+		{"namespace": "authentik", "name": "authentik-server", "replicas": 0},
+		{"namespace": "immich", "name": "postgres", "replicas": 0},
+	} {
+		if text, isErr := call(t, s, "scale_workload", changed); !isErr {
+			t.Fatalf("changed arguments %v ran on the approval: %s", changed, text)
+		}
+	}
+	text, isErr = call(t, s, "scale_workload", args)
+	if isErr || !strings.Contains(text, "to 0 replicas") {
+		t.Fatalf("approved scale: %v %s", isErr, text)
+	}
+	d, err := kube(t).AppsV1().Deployments("immich").Get(context.Background(), "immich", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 0 {
+		t.Fatalf("replicas not 0: %v", err)
+	}
+	if text, isErr := call(t, s, "scale_workload", args); !isErr {
+		t.Fatalf("second scale on one approval ran: %s", text)
+	}
+	// Put it back for the other tests, through the gate like anyone else.
+	back := map[string]any{"namespace": "immich", "name": "immich", "replicas": 1}
+	call(t, s, "assess_risk", map[string]any{"action": "scale immich back to 1", "tool": "scale_workload", "arguments": back})
+	if text, isErr := call(t, s, "scale_workload", back); isErr {
+		t.Fatalf("scale back to 1: %s", text)
+	}
+	// The audit log has the refusals and the executions.
+	logs, _ := os.ReadFile(filepath.Join(p.dataDir, "audit.jsonl"))
+	if !strings.Contains(string(logs), `"decision":"refused"`) || !strings.Contains(string(logs), `"decision":"executed"`) {
+		t.Fatalf("audit log lacks refusals or executions:\n%s", logs)
+	}
+}
+
+func TestScenarioHistoryRaisesRisk(t *testing.T) {
+	dataDir := t.TempDir()
+	svc, err := openEmbeddedCortex(context.Background(), filepath.Join(dataDir, "cortex.db"), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = svc.RecordOutcome(context.Background(), cortex.OutcomeRecord{
+		Action: "restarting authentik during a database migration caused a 20-minute outage", Tool: "restart_workload",
+		Arguments: map[string]any{"namespace": "authentik", "name": "authentik-server", "kind": "Deployment"},
+		Outcome:   cortex.OutcomeIncident, When: time.Now().Add(-48 * time.Hour),
+	})
+	svc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startServeDir(t, dataDir)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	text, _ := call(t, s, "assess_risk", map[string]any{"action": "restart authentik/authentik-server", "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "authentik", "name": "authentik-server", "kind": "Deployment"}})
+	if jsonField(t, text, "recommendation") != "review" || !strings.Contains(text, "outage") {
+		t.Fatalf("restart authentik after an outage: want review citing it, got %s", text)
+	}
+	text, _ = call(t, s, "assess_risk", map[string]any{"action": "restart immich/immich", "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment"}})
+	if jsonField(t, text, "recommendation") != "auto" {
+		t.Fatalf("restart immich with no history: want auto, got %s", text)
+	}
+	q, isErr := call(t, s, "query_cortex", map[string]any{"query": "authentik outage after restart"})
+	if isErr || !strings.Contains(q, "outage") {
+		t.Fatalf("query_cortex: %v %s", isErr, q)
+	}
+	// Warning events from the live cluster reach Cortex in the background.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, _ = call(t, s, "query_cortex", map[string]any{"query": "CrashLoopBackOff BackOff rspamd", "collections": []string{"cluster_events"}})
+		if strings.Contains(q, "rspamd") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingested events never found:\n%s", q)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func TestScenarioOutOfBandApproval(t *testing.T) {
+	adminTok := filepath.Join(t.TempDir(), "admin")
+	os.WriteFile(adminTok, []byte("admin-secret-42"), 0o600)
+	p := startServe(t, "--approval", "out-of-band", "--admin-token-file", adminTok)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	args := map[string]any{"operation": "suspend", "namespace": sc.SuspendedKustomization.Namespace, "name": sc.FailingKustomization.Name}
+	text, _ := call(t, s, "assess_risk", map[string]any{"action": "suspend the failing kustomization", "tool": "run_flux_op", "arguments": args})
+	if jsonField(t, text, "recommendation") == "auto" {
+		t.Fatalf("suspend must not be auto: %s", text)
+	}
+	text, isErr := call(t, s, "queue_task", map[string]any{"action": "suspend failing kustomization", "reason": "stop the error loop", "tool": "run_flux_op", "arguments": args})
+	if isErr {
+		t.Fatal(text)
+	}
+	id := jsonField(t, text, "task_id").(string)
+	if text, isErr := call(t, s, "approve_task", map[string]any{"id": id}); !isErr || !strings.Contains(text, "shepherd tasks approve") {
+		t.Fatalf("chat approval in out-of-band mode: %v %s", isErr, text)
+	}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"tasks"}, append(args, "--server", p.base, "--admin-token-file", adminTok)...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cli("list"); err != nil || !strings.Contains(out, id) {
+		t.Fatalf("tasks list: %v %s", err, out)
+	}
+	if out, err := cli("approve", id); err != nil || !strings.Contains(out, "approved") {
+		t.Fatalf("tasks approve: %v %s", err, out)
+	}
+	if text, isErr := call(t, s, "run_flux_op", args); isErr || !strings.Contains(text, "suspended") {
+		t.Fatalf("approved suspend: %v %s", isErr, text)
+	}
+	// A wrong admin token is refused.
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, []byte("nope"), 0o600)
+	out, err := exec.Command(bin, "tasks", "list", "--server", p.base, "--admin-token-file", bad).CombinedOutput()
+	if err == nil || strings.Contains(string(out), "admin-secret-42") {
+		t.Fatalf("wrong admin token: %v %s", err, out)
+	}
+}
+
+// TestScenarioOrphanedCRDs runs last in this package: it deletes the
+// seeded CRDs.
+func TestScenarioOrphanedCRDs(t *testing.T) {
+	p := startServe(t)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	alerts, _ := call(t, s, "get_cluster_alerts", nil)
+	mustContain(t, "get_cluster_alerts", alerts, "ConversionWebhookFailed", sc.CRDGroup)
+	args := map[string]any{"domain": sc.CRDGroup}
+	text, _ := call(t, s, "assess_risk", map[string]any{"action": "delete the orphaned longhorn CRDs", "tool": "delete_crds", "arguments": args})
+	if jsonField(t, text, "recommendation") != "review" || !strings.Contains(text, "custom resources") {
+		t.Fatalf("delete_crds: want review naming the custom resources, got %s", text)
+	}
+	if text, isErr := call(t, s, "delete_crds", args); !isErr {
+		t.Fatalf("unapproved delete ran: %s", text)
+	}
+	text, _ = call(t, s, "queue_task", map[string]any{"action": "delete orphaned longhorn CRDs", "reason": "conversion webhook service is gone", "tool": "delete_crds", "arguments": args})
+	id := jsonField(t, text, "task_id").(string)
+	if text, isErr := call(t, s, "approve_task", map[string]any{"id": id}); isErr {
+		t.Fatal(text)
+	}
+	text, isErr := call(t, s, "delete_crds", args)
+	if isErr || !strings.Contains(text, "deleted") {
+		t.Fatalf("approved delete: %v %s", isErr, text)
+	}
+	for _, name := range sc.CRDs {
+		_, err := kubeExt(t).ApiextensionsV1().CustomResourceDefinitions().Get(context.Background(), name, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("CRD %s still there: %v", name, err)
+		}
+	}
+	if sc.UnrelatedCRD != "" {
+		if _, err := kubeExt(t).ApiextensionsV1().CustomResourceDefinitions().Get(context.Background(), sc.UnrelatedCRD, metav1.GetOptions{}); err != nil {
+			t.Errorf("unrelated CRD %s went too: %v", sc.UnrelatedCRD, err)
+		}
+	}
+	alerts, _ = call(t, s, "get_cluster_alerts", nil)
+	if strings.Contains(alerts, "ConversionWebhookFailed") {
+		t.Errorf("alerts still show the webhook after deletion:\n%s", alerts)
+	}
+}
+
+func kubeExt(t *testing.T) apiextclient.Interface {
+	c, err := apiextclient.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
