@@ -149,7 +149,7 @@ func (s *Store) SetVerified(ctx context.Context, solutionID string, verified boo
 		return fmt.Errorf("verify solution %s: %w", solutionID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("verify solution %s: %w", solutionID, ErrNotFound)
+		return fmt.Errorf("verify solution %s: %w", solutionID, cortex.ErrNotFound)
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func addIncident(ctx context.Context, tx pgx.Tx, errorID, documentID string) err
 	return err
 }
 
-// exists turns a missing row into ErrNotFound before a foreign key would
+// exists turns a missing row into cortex.ErrNotFound before a foreign key would
 // turn it into an opaque constraint violation. table is a constant.
 func exists(ctx context.Context, tx pgx.Tx, table, what, id string) error {
 	var ok bool
@@ -218,7 +218,7 @@ func exists(ctx context.Context, tx pgx.Tx, table, what, id string) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
+		return fmt.Errorf("%s %q: %w", what, id, cortex.ErrNotFound)
 	}
 	return nil
 }
@@ -227,7 +227,7 @@ func scanKnownError(r pgx.Row) (cortex.KnownError, error) {
 	var e cortex.KnownError
 	err := r.Scan(&e.ID, &e.Pattern, &e.Summary, &e.Cluster, &e.CreatedAt, &e.Incidents)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, ErrNotFound
+		return e, cortex.ErrNotFound
 	}
 	e.CreatedAt = e.CreatedAt.UTC()
 	if len(e.Incidents) == 0 {
@@ -240,7 +240,7 @@ func scanSolution(r pgx.Row) (cortex.Solution, error) {
 	var s cortex.Solution
 	err := r.Scan(&s.ID, &s.Description, &s.Verified, &s.CreatedAt, &s.UpdatedAt, &s.ErrorIDs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s, ErrNotFound
+		return s, cortex.ErrNotFound
 	}
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	if len(s.ErrorIDs) == 0 {

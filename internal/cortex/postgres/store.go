@@ -27,10 +27,6 @@ var migrations embed.FS
 // ErrClosed is returned by every call made after Close.
 var ErrClosed = errors.New("postgres store is closed")
 
-// ErrNotFound is returned when a graph call names an error or solution that
-// does not exist.
-var ErrNotFound = errors.New("not found")
-
 // migrationLock is the advisory lock key that serialises schema changes when
 // several replicas open the same database at once.
 const migrationLock = 0x636f72746578 // "cortex"

@@ -310,7 +310,7 @@ func TestGraph(t *testing.T) {
 	if err := s.AddIncident(ctx, e.ID, "ev3"); err != nil {
 		t.Fatalf("second AddIncident: %v", err)
 	}
-	if err := s.AddIncident(ctx, "nope", "ev3"); !errors.Is(err, ErrNotFound) {
+	if err := s.AddIncident(ctx, "nope", "ev3"); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("AddIncident unknown error: %v", err)
 	}
 
@@ -330,13 +330,13 @@ func TestGraph(t *testing.T) {
 	if err := s.Link(ctx, e.ID, "restart"); err != nil {
 		t.Fatalf("second Link: %v", err)
 	}
-	if err := s.Link(ctx, e.ID, "nope"); !errors.Is(err, ErrNotFound) {
+	if err := s.Link(ctx, e.ID, "nope"); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("Link unknown solution: %v", err)
 	}
-	if err := s.Link(ctx, "nope", "restart"); !errors.Is(err, ErrNotFound) {
+	if err := s.Link(ctx, "nope", "restart"); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("Link unknown error: %v", err)
 	}
-	if _, err := s.PutSolution(ctx, cortex.Solution{ID: "x", Description: "d", ErrorIDs: []string{"nope"}}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.PutSolution(ctx, cortex.Solution{ID: "x", Description: "d", ErrorIDs: []string{"nope"}}); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("PutSolution with unknown error: %v", err)
 	}
 	if sols, _ := s.SolutionsFor(ctx, e.ID); len(sols) != 2 {
@@ -358,7 +358,7 @@ func TestGraph(t *testing.T) {
 	if len(sols) != 2 || sols[0].ID != "raise" || !sols[0].Verified || sols[1].ID != "restart" {
 		t.Fatalf("solutions: %+v", sols)
 	}
-	if err := s.SetVerified(ctx, "nope", true); !errors.Is(err, ErrNotFound) {
+	if err := s.SetVerified(ctx, "nope", true); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("SetVerified unknown: %v", err)
 	}
 	if sols, err := s.SolutionsFor(ctx, "nope"); err != nil || len(sols) != 0 {
