@@ -15,7 +15,7 @@ func wrapGraph(what string, err error) error {
 		if errors.Is(err, ErrNotFound) {
 			return err
 		}
-		return errors.Join(ErrNotFound, err)
+		return kinded{ErrNotFound, err.Error()}
 	}
 	if isInputError(err) {
 		return invalid("%s: %s", what, err)

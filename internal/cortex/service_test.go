@@ -87,10 +87,10 @@ func TestIngestRefusesBadInputAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, cortex.Options{MaxDocumentBytes: 100})
 	for name, req := range map[string]cortex.IngestRequest{
-		"unknown collection": {Collection: "nope", Documents: []cortex.Document{{ID: "a", Text: "x", Cluster: "c"}}},
-		"no documents":       {Collection: cortex.CollectionDocs},
-		"empty text":         {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "ok"}, {ID: "b", Text: "  "}}},
-		"oversized":          {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "ok"}, {ID: "b", Text: strings.Repeat("x", 101)}}},
+		"unknown collection":    {Collection: "nope", Documents: []cortex.Document{{ID: "a", Text: "x", Cluster: "c"}}},
+		"no documents":          {Collection: cortex.CollectionDocs},
+		"empty text":            {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "ok"}, {ID: "b", Text: "  "}}},
+		"oversized":             {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "ok"}, {ID: "b", Text: strings.Repeat("x", 101)}}},
 		"event without cluster": {Collection: cortex.CollectionEvents, Documents: []cortex.Document{{ID: "a", Text: "BackOff"}}},
 		"wrong collection":      {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "x", Collection: cortex.CollectionChat}}},
 		"bad utf8":              {Collection: cortex.CollectionDocs, Documents: []cortex.Document{{ID: "a", Text: "\xff"}}},
