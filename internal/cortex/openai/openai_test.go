@@ -1,0 +1,102 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+const key = "sk-test-0123456789abcdef"
+
+// standIn follows the documented POST /v1/embeddings: bearer auth,
+// {"model", "input"} → {"object":"list","data":[{"object":"embedding",
+// "index","embedding"}],"model","usage"}; errors are {"error":{"message",
+// "type","param","code"}}. It answers data in reverse order, which the
+// API permits.
+func standIn(t *testing.T) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/v1/embeddings" {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error":{"message":"Invalid URL (POST `+r.URL.Path+`)","type":"invalid_request_error","param":null,"code":null}}`)
+			return
+		}
+		if got := r.Header.Get("Authorization"); got != "Bearer "+key {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s. You can find your API key at https://platform.example/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`,
+				strings.TrimPrefix(got, "Bearer "))
+			return
+		}
+		var req struct {
+			Model string   `json:"model"`
+			Input []string `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Input) == 0 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":{"message":"'input' is a required property","type":"invalid_request_error","param":null,"code":null}}`)
+			return
+		}
+		if req.Model != "text-embedding-3-small" {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"error":{"message":"The model '%s' does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}`, req.Model)
+			return
+		}
+		type item struct {
+			Object    string    `json:"object"`
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		var data []item
+		for i := len(req.Input) - 1; i >= 0; i-- {
+			data = append(data, item{"embedding", i, []float32{float32(len(req.Input[i])), 1}})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": req.Model,
+			"usage": map[string]int{"prompt_tokens": 5, "total_tokens": 5}})
+	}))
+}
+
+func TestEmbedKeepsOrder(t *testing.T) {
+	srv := standIn(t)
+	defer srv.Close()
+	e, err := New(srv.URL+"/v1", "text-embedding-3-small", key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Batch = 2
+	vecs, err := e.EmbedDocuments(context.Background(), []string{"a", "bb", "ccc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vecs {
+		if v[0] != float32(i+1) {
+			t.Fatalf("vector %d = %v: order lost", i, v)
+		}
+	}
+	if q, err := e.EmbedQuery(context.Background(), "four"); err != nil || q[0] != 4 {
+		t.Fatalf("query: %v, %v", q, err)
+	}
+}
+
+func TestErrorsAreClearAndHideTheKey(t *testing.T) {
+	srv := standIn(t)
+	defer srv.Close()
+	bad, _ := New(srv.URL, "text-embedding-3-small", "sk-wrong-secret-key", nil)
+	_, err := bad.EmbedQuery(context.Background(), "x")
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "Incorrect API key") {
+		t.Fatalf("bad key: %v", err)
+	}
+	if strings.Contains(err.Error(), "sk-wrong-secret-key") {
+		t.Fatalf("error shows the key: %v", err)
+	}
+	e, _ := New(srv.URL, "nope", key, nil)
+	if _, err := e.EmbedQuery(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "The model 'nope' does not exist") {
+		t.Fatalf("bad model: %v", err)
+	}
+	if _, err := New(srv.URL, "", key, nil); err == nil {
+		t.Fatal("empty model accepted")
+	}
+}
