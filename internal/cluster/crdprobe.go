@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -98,6 +99,11 @@ func (p *conversionProbe) check(ctx context.Context, crd *apiextv1.CustomResourc
 		lctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		_, err := p.client.Dynamic.Resource(gvr).List(lctx, metav1.ListOptions{Limit: 1})
 		cancel()
+		if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+			// Not allowed to look (RBAC) or already gone: no evidence of a
+			// broken webhook, and no false alarm.
+			return ConversionIssue{}, false
+		}
 		if err != nil {
 			return ConversionIssue{CRD: crd.Name, Group: crd.Spec.Group, Version: v.Name, Service: svc, Error: err.Error()}, true
 		}

@@ -178,8 +178,10 @@ func Classify(action, tool string, args map[string]any) Class {
 		}
 		return ClassUnknown
 	case "delete_crds":
-		// Deleting a CRD deletes every custom resource of it: data.
-		return ClassDestroy
+		// The delete class: the usual case is an uninstalled operator's
+		// leftovers. The custom resources that would go with them are counted
+		// live by shepherd and raise the floor to review with the count.
+		return ClassDelete
 	case "run_node_cmd":
 		return ClassRead // only allowlisted diagnostics reach this tool
 	case "":
