@@ -70,11 +70,22 @@ func upsertDocs(ctx context.Context, tx *sql.Tx, docs []cortex.Document) error {
 		ON CONFLICT (collection, id) DO UPDATE SET
 			cluster = excluded.cluster, body = excluded.body, metadata = excluded.metadata,
 			created_at = CASE WHEN ?8 THEN documents.created_at ELSE excluded.created_at END,
-			updated_at = excluded.updated_at`)
+			updated_at = excluded.updated_at
+		RETURNING rid`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM documents_fts WHERE rowid = ?`)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO documents_fts (rowid, body, tags) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
 	for _, d := range docs {
 		cluster := d.Cluster
 		if cluster == "" {
@@ -97,8 +108,15 @@ func upsertDocs(ctx context.Context, tx *sql.Tx, docs []cortex.Document) error {
 				updated = created
 			}
 		}
-		if _, err := stmt.ExecContext(ctx, d.Collection, d.ID, cluster, d.Text, string(meta),
-			toNanos(created), toNanos(updated), d.CreatedAt.IsZero()); err != nil {
+		var rid int64
+		if err := stmt.QueryRowContext(ctx, d.Collection, d.ID, cluster, d.Text, string(meta),
+			toNanos(created), toNanos(updated), d.CreatedAt.IsZero()).Scan(&rid); err != nil {
+			return err
+		}
+		if _, err := del.ExecContext(ctx, rid); err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, rid, ftsBody(d.Text), tags(d.Collection, cluster)); err != nil {
 			return err
 		}
 	}
@@ -141,29 +159,39 @@ func (s *Store) Keyword(ctx context.Context, query string, f cortex.Filter, k in
 	if k < 0 {
 		return nil, fmt.Errorf("keyword search: k must not be negative, got %d", k)
 	}
-	words := QueryWords(query)
-	if k == 0 || len(words) == 0 {
+	if k == 0 {
 		return nil, nil
 	}
-	// Each word is quoted and holds only letters and digits, so no other
-	// FTS5 syntax can form.
-	match := `"` + strings.Join(words, `" OR "`) + `"`
-	q := `SELECT d.collection, d.id, bm25(documents_fts) AS r
-		FROM documents_fts JOIN documents d ON d.rid = documents_fts.rowid
-		WHERE documents_fts MATCH ?`
-	args := []any{match}
+	terms, err := s.selectTerms(ctx, queryTerms(query))
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	// Terms are quoted (quotes doubled) and tags are hex, so no other FTS5
+	// syntax can form.
+	quoted := make([]string, len(terms))
+	for i, t := range terms {
+		quoted[i] = ftsQuote(t)
+	}
+	match := "{body} : (" + strings.Join(quoted, " OR ") + ")"
 	if len(f.Collections) > 0 {
-		q += ` AND d.collection IN (?` + strings.Repeat(`, ?`, len(f.Collections)-1) + `)`
-		for _, c := range f.Collections {
-			args = append(args, c)
+		ct := make([]string, len(f.Collections))
+		for i, c := range f.Collections {
+			ct[i] = tag("c", c)
 		}
+		match += " AND {tags} : (" + strings.Join(ct, " OR ") + ")"
 	}
 	if f.Cluster != "" {
-		q += ` AND d.cluster = ?`
-		args = append(args, f.Cluster)
+		match += " AND {tags} : " + tag("k", f.Cluster)
 	}
-	q += ` ORDER BY r, d.updated_at DESC, d.collection, d.id LIMIT ?`
-	args = append(args, min(k, maxK))
+	q := `SELECT d.collection, d.id, f.r FROM (
+			SELECT rowid AS rid, bm25(documents_fts, 1.0, 0.0) AS r FROM documents_fts
+			WHERE documents_fts MATCH ? ORDER BY r LIMIT ?) f
+		JOIN documents d ON d.rid = f.rid
+		ORDER BY f.r, d.updated_at DESC, d.collection, d.id`
+	args := []any{match, min(k, maxK)}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("keyword search: %w", err)

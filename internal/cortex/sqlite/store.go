@@ -50,18 +50,6 @@ CREATE TABLE IF NOT EXISTS documents (
 	updated_at INTEGER NOT NULL,
 	UNIQUE (collection, id)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
-	body, content='documents', content_rowid='rid', tokenize='porter unicode61');
-CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
-	INSERT INTO documents_fts(rowid, body) VALUES (new.rid, new.body);
-END;
-CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
-	INSERT INTO documents_fts(documents_fts, rowid, body) VALUES ('delete', old.rid, old.body);
-END;
-CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
-	INSERT INTO documents_fts(documents_fts, rowid, body) VALUES ('delete', old.rid, old.body);
-	INSERT INTO documents_fts(rowid, body) VALUES (new.rid, new.body);
-END;
 CREATE TABLE IF NOT EXISTS vectors (
 	collection TEXT NOT NULL,
 	id         TEXT NOT NULL,
@@ -119,6 +107,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
 	s := &Store{db: db}
+	if err := s.migrateFTS(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: keyword index in %s: %w", path, err)
+	}
 	if err := s.loadVectors(ctx); err != nil {
 		db.Close()
 		return nil, err

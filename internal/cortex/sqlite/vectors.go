@@ -15,12 +15,15 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
-// matrix is every vector in one contiguous float32 slice, unit length, so a
-// search is a dot product per row and a bounded heap: exact, and at 100k
-// rows fast enough that no approximate index (and its recall loss) is needed.
+// matrix keeps every vector, unit length, stored by dimension (one slice
+// per dimension), so a search accumulates only the query's non-zero
+// dimensions in sequential passes and then keeps the best k in a heap:
+// exact, and at 100k rows fast enough that no approximate index (and its
+// recall loss) is needed. Sparse queries, such as the lexical embedder's,
+// touch a fraction of the matrix.
 type matrix struct {
 	dim   int
-	data  []float32
+	cols  [][]float32
 	coll  []uint16
 	clus  []uint32
 	ids   []string
@@ -60,13 +63,20 @@ func (m *matrix) put(r vrow) {
 	k := key(r.collection, r.id)
 	c := uint16(m.colls.id(r.collection))
 	cl := uint32(m.clsts.id(r.cluster))
+	if m.cols == nil {
+		m.cols = make([][]float32, m.dim)
+	}
 	if i, ok := m.pos[k]; ok {
-		copy(m.data[i*m.dim:(i+1)*m.dim], r.vec)
+		for d, x := range r.vec {
+			m.cols[d][i] = x
+		}
 		m.coll[i], m.clus[i] = c, cl
 		return
 	}
 	m.pos[k] = len(m.ids)
-	m.data = append(m.data, r.vec...)
+	for d, x := range r.vec {
+		m.cols[d] = append(m.cols[d], x)
+	}
 	m.coll = append(m.coll, c)
 	m.clus = append(m.clus, cl)
 	m.ids = append(m.ids, r.id)
@@ -233,21 +243,39 @@ func (s *Store) Search(ctx context.Context, vector []float32, f cortex.Filter, k
 	if n >= 8192 {
 		workers = min(runtime.GOMAXPROCS(0), 8)
 	}
+	var nz []int
+	for d, x := range q {
+		if x != 0 {
+			nz = append(nz, d)
+		}
+	}
+	scores := scorePool.Get().(*[]float32)
+	defer scorePool.Put(scores)
+	if cap(*scores) < n {
+		*scores = make([]float32, n)
+	}
+	sc := (*scores)[:n]
 	parts := make([]topK, workers)
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
 	for w := range workers {
 		lo, hi := w*chunk, min((w+1)*chunk, n)
 		wg.Go(func() {
+			acc := sc[lo:hi]
+			clear(acc)
+			for _, d := range nz {
+				axpy(acc, q[d], m.cols[d][lo:hi])
+			}
 			h := topK{k: k}
-			for i := lo; i < hi; i++ {
+			for j, s := range acc {
+				i := lo + j
 				if collOK != nil && !collOK[m.coll[i]] {
 					continue
 				}
 				if cluster >= 0 && int(m.clus[i]) != cluster {
 					continue
 				}
-				h.offer(i, dot(q, m.data[i*m.dim:(i+1)*m.dim]))
+				h.offer(i, s)
 			}
 			parts[w] = h
 		})
@@ -308,20 +336,21 @@ func (h *topK) offer(row int, score float32) {
 	}
 }
 
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+var scorePool = sync.Pool{New: func() any { return new([]float32) }}
+
+// axpy adds w·x to acc, element by element.
+func axpy(acc []float32, w float32, x []float32) {
+	x = x[:len(acc)]
 	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+	for ; i+4 <= len(acc); i += 4 {
+		acc[i] += w * x[i]
+		acc[i+1] += w * x[i+1]
+		acc[i+2] += w * x[i+2]
+		acc[i+3] += w * x[i+3]
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
+	for ; i < len(acc); i++ {
+		acc[i] += w * x[i]
 	}
-	return s0 + s1 + s2 + s3
 }
 
 // Normalize returns v scaled to unit length; cosine similarity is undefined
