@@ -62,8 +62,8 @@ const testToken = "e2e-token-0123456789"
 type shepherdProc struct {
 	base    string
 	dataDir string
-	cmd    *exec.Cmd
-	stderr *strings.Builder
+	cmd     *exec.Cmd
+	stderr  *strings.Builder
 }
 
 // startServe runs `shepherd serve` on a random loopback port and waits until

@@ -3,41 +3,108 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"net/http"
+	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/cluster-shepherd/shepherd/internal/config"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
-	"github.com/cluster-shepherd/shepherd/internal/cortex/lexical"
-	"github.com/cluster-shepherd/shepherd/internal/cortex/sqlite"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/backend"
 	"github.com/cluster-shepherd/shepherd/internal/ingest"
 	"github.com/cluster-shepherd/shepherd/internal/tools"
 )
 
-// openMemory connects to Cortex: remote with --cortex-url, else in process
-// on the embedded store in --data-dir.
+// cortexFlags choose Cortex's backends; `shepherd cortex` and an in-process
+// Cortex in `shepherd serve` share them.
+type cortexFlags struct {
+	postgresDSNFile  string
+	qdrantURL        string
+	qdrantKeyFile    string
+	qdrantCollection string
+	embedder         string
+	embedderURL      string
+	embedderModel    string
+	embedderKeyFile  string
+	rerankerURL      string
+	reviewAt         float64
+	rejectAt         float64
+}
+
+func (c *cortexFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.postgresDSNFile, "cortex-postgres-dsn-file", "", "file holding a PostgreSQL DSN for Cortex's documents, graph and (without Qdrant) vectors (or SHEPHERD_CORTEX_POSTGRES_DSN); default: one SQLite file in --data-dir")
+	fs.StringVar(&c.qdrantURL, "qdrant-url", "", "Qdrant gRPC address for Cortex's vectors, e.g. qdrant:6334")
+	fs.StringVar(&c.qdrantKeyFile, "qdrant-api-key-file", "", "file holding the Qdrant API key (or SHEPHERD_QDRANT_API_KEY)")
+	fs.StringVar(&c.qdrantCollection, "qdrant-collection", "cortex", "Qdrant collection")
+	fs.StringVar(&c.embedder, "embedder", "lexical", "lexical (built in, no model: hashed words and character n-grams), ollama or openai")
+	fs.StringVar(&c.embedderURL, "embedder-url", "", "Ollama or OpenAI-compatible base URL, e.g. http://ollama:11434")
+	fs.StringVar(&c.embedderModel, "embedder-model", "", "embedding model (default nomic-embed-text for ollama)")
+	fs.StringVar(&c.embedderKeyFile, "embedder-api-key-file", "", "file holding the embedding API key (or SHEPHERD_EMBEDDER_API_KEY)")
+	fs.StringVar(&c.rerankerURL, "reranker-url", "", "TEI-compatible /rerank endpoint (bge-reranker-base); empty: no rerank step")
+	fs.Float64Var(&c.reviewAt, "risk-review-at", cortex.DefaultThresholds.Review, "risk score from which an action needs review")
+	fs.Float64Var(&c.rejectAt, "risk-reject-at", cortex.DefaultThresholds.Reject, "risk score from which an action is rejected")
+}
+
+// open builds the Cortex service these flags describe.
+func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string) (*cortex.Service, error) {
+	if !(0 < c.reviewAt && c.reviewAt < c.rejectAt && c.rejectAt <= 1) {
+		return nil, fmt.Errorf("risk thresholds: want 0 < --risk-review-at < --risk-reject-at <= 1, got %g and %g", c.reviewAt, c.rejectAt)
+	}
+	dsn, err := config.ReadSecret(c.postgresDSNFile, "SHEPHERD_CORTEX_POSTGRES_DSN")
+	if err != nil {
+		return nil, fmt.Errorf("--cortex-postgres-dsn-file: %w", err)
+	}
+	qkey, err := config.ReadSecret(c.qdrantKeyFile, "SHEPHERD_QDRANT_API_KEY")
+	if err != nil {
+		return nil, fmt.Errorf("--qdrant-api-key-file: %w", err)
+	}
+	ekey, err := config.ReadSecret(c.embedderKeyFile, "SHEPHERD_EMBEDDER_API_KEY")
+	if err != nil {
+		return nil, fmt.Errorf("--embedder-api-key-file: %w", err)
+	}
+	return backend.Open(ctx, backend.Config{
+		DataDir: dataDir, PostgresDSN: dsn,
+		QdrantAddr: c.qdrantURL, QdrantAPIKey: qkey, QdrantCollection: c.qdrantCollection,
+		Embedder: c.embedder, EmbedderURL: c.embedderURL, EmbedderModel: c.embedderModel, EmbedderAPIKey: ekey,
+		RerankerURL: c.rerankerURL,
+		Options:     cortex.Options{DefaultCluster: cluster, Thresholds: cortex.Thresholds{Review: c.reviewAt, Reject: c.rejectAt}},
+	})
+}
+
+// openMemory connects to Cortex: remote with --cortex-url, else in process.
 func (f *shepherdFlags) openMemory(ctx context.Context, d *tools.Deps) (cortex.Memory, func(), error) {
 	if f.cortexURL != "" {
-		return openRemoteCortex(f.cortexURL)
+		c, err := remoteCortex(f.cortexURL, f.cortexTokenFile)
+		return c, func() {}, err
 	}
-	svc, err := openEmbeddedCortex(ctx, filepath.Join(f.dataDir, "cortex.db"), f.clusterName)
+	svc, err := f.cortex.open(ctx, f.dataDir, f.clusterName)
 	if err != nil {
 		return nil, nil, err
 	}
 	return svc, func() { svc.Close() }, nil
 }
 
-// openEmbeddedCortex opens the zero-dependency Cortex: one SQLite file and
-// the built-in lexical embedder.
-func openEmbeddedCortex(ctx context.Context, path, cluster string) (*cortex.Service, error) {
-	st, err := sqlite.Open(ctx, path)
+// remoteCortex is a client of `shepherd cortex`, with its bearer token.
+func remoteCortex(url, tokenFile string) (*cortex.Client, error) {
+	tok, err := config.ReadSecret(tokenFile, "SHEPHERD_CORTEX_TOKEN")
 	if err != nil {
-		return nil, fmt.Errorf("cortex store %s: %w", path, err)
+		return nil, fmt.Errorf("--cortex-token-file: %w", err)
 	}
-	svc, err := cortex.NewService(cortex.Deps{Documents: st, Vectors: st, Graph: st, Embedder: lexical.New(0)}, cortex.Options{DefaultCluster: cluster})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("cortex: %w", err)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: bearerTransport{token: tok, next: http.DefaultTransport}}
+	return cortex.NewClient(url, hc)
+}
+
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.token)
 	}
-	return svc, nil
+	return b.next.RoundTrip(r)
 }
 
 // startIngest feeds Warning events from the cache into Cortex in the

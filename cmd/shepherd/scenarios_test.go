@@ -18,6 +18,7 @@ import (
 
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/backend"
 )
 
 // The write scenarios of the risk gate, end to end: the real binary with its
@@ -130,7 +131,7 @@ func TestScenarioScaleToZeroNeedsApproval(t *testing.T) {
 
 func TestScenarioHistoryRaisesRisk(t *testing.T) {
 	dataDir := t.TempDir()
-	svc, err := openEmbeddedCortex(context.Background(), filepath.Join(dataDir, "cortex.db"), "default")
+	svc, err := backend.Open(context.Background(), backend.Config{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}

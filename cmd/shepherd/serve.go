@@ -36,6 +36,8 @@ type shepherdFlags struct {
 	syncTimeout         time.Duration
 	nodeAddrs           map[string]string
 	cortexURL           string
+	cortexTokenFile     string
+	cortex              cortexFlags
 	gate                gateFlags
 	http                bool // serving HTTP: the admin API can be mounted
 }
@@ -54,6 +56,8 @@ func (f *shepherdFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Minute, "how long to wait for the first sync of the cluster cache")
 	fs.StringToStringVar(&f.nodeAddrs, "node-address", nil, "SSH address overrides per node, e.g. worker-1=10.0.0.5")
 	fs.StringVar(&f.cortexURL, "cortex-url", "", "URL of a remote Cortex; empty runs Cortex in process on --data-dir")
+	fs.StringVar(&f.cortexTokenFile, "cortex-token-file", "", "file holding the bearer token of the remote Cortex (or SHEPHERD_CORTEX_TOKEN)")
+	f.cortex.register(fs)
 	f.gate.register(fs)
 }
 

@@ -87,6 +87,10 @@ func Handler(s *mcp.Server, o Options) http.Handler {
 	return mux
 }
 
+// Bearer requires "Authorization: Bearer <token>" on next when token is
+// set; other services of shepherd (Cortex) use it too.
+func Bearer(token string, next http.Handler) http.Handler { return bearer(token, next) }
+
 // bearer requires "Authorization: Bearer <token>" when token is set. The
 // comparison is constant-time; failures never echo what was sent.
 func bearer(token string, next http.Handler) http.Handler {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cluster-shepherd/shepherd/internal/config"
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/loader"
+	"github.com/cluster-shepherd/shepherd/internal/server"
+)
+
+func init() {
+	prev := extraCommands
+	extraCommands = func() []*cobra.Command { return append(prev(), cortexCmd(), ingestCmd()) }
+}
+
+// cortexCmd serves Cortex alone, for several shepherds (clusters) sharing
+// one memory.
+func cortexCmd() *cobra.Command {
+	var cf cortexFlags
+	var listen, dataDir, tokenFile, logLevel string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "cortex",
+		Short: "Serve Cortex, the cluster memory and risk scorer, as an HTTP JSON API",
+		Long: `Serve Cortex's HTTP JSON API: POST /ingest, /query, /risk, /outcomes, the
+known-errors/solutions graph, /healthz and /metrics. Embedded by default (one
+SQLite file in --data-dir, the built-in lexical embedder); PostgreSQL, Qdrant,
+Ollama or an OpenAI-compatible embedder and a TEI reranker by flags.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := config.Resolve(c.Flags()); err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			token, err := config.ReadSecret(tokenFile, "SHEPHERD_CORTEX_TOKEN")
+			if err != nil {
+				return fmt.Errorf("--auth-token-file: %w", err)
+			}
+			if err := server.CheckListen(listen, token, insecure); err != nil {
+				return fmt.Errorf("refusing to serve Cortex on %s without a token: it holds the cluster's incident history and scores writes. Set --auth-token-file or SHEPHERD_CORTEX_TOKEN, listen on 127.0.0.1, or pass --insecure-no-auth", listen)
+			}
+			svc, err := cf.open(c.Context(), dataDir, "")
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			h := cortex.NewHandler(svc)
+			if token != "" {
+				// Probes and metrics stay open; the data needs the token.
+				h = openProbes(h, server.Bearer(token, h))
+			}
+			return server.Serve(c.Context(), h, server.Options{Listen: listen, Token: token, InsecureNoAuth: insecure, Log: log}, nil)
+		},
+	}
+	fs := cmd.Flags()
+	fs.String(config.FileFlag, "", "YAML file of settings; keys are these flag names")
+	fs.StringVar(&listen, "listen", "127.0.0.1:8090", "address to serve the Cortex API on")
+	fs.StringVar(&dataDir, "data-dir", defaultDataDir(), "directory of the embedded store (cortex.db)")
+	fs.StringVar(&tokenFile, "auth-token-file", "", "file holding the bearer token clients must send (or SHEPHERD_CORTEX_TOKEN)")
+	fs.BoolVar(&insecure, "insecure-no-auth", false, "allow a non-loopback --listen without a token")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cf.register(fs)
+	return cmd
+}
+
+// ingestCmd loads a GitOps checkout or a folder of runbooks into Cortex.
+func ingestCmd() *cobra.Command {
+	var cf cortexFlags
+	var cortexURL, tokenFile, dataDir, cluster string
+	cmd := &cobra.Command{
+		Use:   "ingest",
+		Short: "Load GitOps manifests or markdown runbooks into Cortex",
+	}
+	pf := cmd.PersistentFlags()
+	pf.String(config.FileFlag, "", "YAML file of settings; keys are these flag names")
+	pf.StringVar(&cortexURL, "cortex-url", "", "remote Cortex (shepherd cortex); default: the embedded store in --data-dir")
+	pf.StringVar(&tokenFile, "cortex-token-file", "", "file holding the remote Cortex's bearer token (or SHEPHERD_CORTEX_TOKEN)")
+	pf.StringVar(&dataDir, "data-dir", defaultDataDir(), "directory of the embedded store, when no --cortex-url")
+	pf.StringVar(&cluster, "cluster-name", "default", "cluster the documents belong to")
+	cf.register(pf)
+	run := func(collection string, load func(dir, cluster string) ([]cortex.Document, error)) func(*cobra.Command, []string) error {
+		return func(c *cobra.Command, args []string) error {
+			if err := config.Resolve(c.Flags()); err != nil {
+				return err
+			}
+			docs, err := load(args[0], cluster)
+			if err != nil {
+				return err
+			}
+			if len(docs) == 0 {
+				return fmt.Errorf("nothing to ingest in %s", args[0])
+			}
+			var mem cortex.Memory
+			if cortexURL != "" {
+				cl, err := remoteCortex(cortexURL, tokenFile)
+				if err != nil {
+					return err
+				}
+				mem = cl
+			} else {
+				svc, err := cf.open(c.Context(), dataDir, cluster)
+				if err != nil {
+					return err
+				}
+				defer svc.Close()
+				mem = svc
+			}
+			total := 0
+			start := time.Now()
+			for i := 0; i < len(docs); i += 500 {
+				batch := docs[i:min(i+500, len(docs))]
+				ctx, cancel := context.WithTimeout(c.Context(), 2*time.Minute)
+				res, err := mem.Ingest(ctx, cortex.IngestRequest{Collection: collection, Documents: batch})
+				cancel()
+				if err != nil {
+					return fmt.Errorf("ingest into %s after %d documents: %w", collection, total, err)
+				}
+				total += res.Upserted
+			}
+			fmt.Fprintf(c.OutOrStdout(), "ingested %d documents from %s into %s in %s\n", total, args[0], collection, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use: "manifests DIR", Short: "Load every Kubernetes object of a GitOps checkout (one document per object)",
+		Args: cobra.ExactArgs(1), RunE: run(cortex.CollectionManifest, loader.LoadManifests),
+	}, &cobra.Command{
+		Use: "docs DIR", Short: "Load markdown runbooks (one document per section)",
+		Args: cobra.ExactArgs(1), RunE: run(cortex.CollectionDocs, loader.LoadDocs),
+	})
+	return cmd
+}
+
+// openProbes serves /healthz and /metrics from open and the rest from
+// guarded.
+func openProbes(open, guarded http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
+			open.ServeHTTP(w, r)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})
+}
