@@ -104,11 +104,3 @@ func TestIngestRefusesBadInputAndWritesNothing(t *testing.T) {
 		t.Fatalf("%d documents written by refused ingests", n)
 	}
 }
-
-func TestRiskPrintsReasoning(t *testing.T) {
-	ctx := context.Background()
-	s := newService(t, cortex.Options{})
-	_ = s.RecordOutcome(ctx, cortex.OutcomeRecord{Action: "restarting authentik during a database migration caused a 20-minute outage", Outcome: cortex.OutcomeIncident, Cluster: "prod", When: now.Add(-72 * time.Hour)})
-	got, _ := s.Risk(ctx, cortex.RiskRequest{Action: "restart authentik/authentik-server"})
-	t.Logf("%+v", got)
-}

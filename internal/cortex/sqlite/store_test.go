@@ -72,3 +72,10 @@ func TestOpenRefusesBadPath(t *testing.T) {
 		t.Fatal("path in a missing directory accepted")
 	}
 }
+
+func TestRetrieval(t *testing.T) {
+	cortextest.RetrievalSuite(t, func(t *testing.T) (cortex.DocumentStore, cortex.VectorIndex, cortex.GraphStore) {
+		s := open(t)
+		return s, s, s
+	})
+}
