@@ -10,24 +10,25 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/cortex/qdrant/qdranttest"
 )
 
-// PostgreSQL alone: documents, graph and the exact-scan vector index.
-func TestConformance(t *testing.T) {
-	cortextest.StoreSuite(t, func(t *testing.T) (cortex.DocumentStore, cortex.VectorIndex, cortex.GraphStore) {
-		s := open(t)
-		return s, s, s
-	})
+// postgresAlone: documents, graph and the exact-scan vector index.
+func postgresAlone(t *testing.T) (cortex.DocumentStore, cortex.VectorIndex, cortex.GraphStore) {
+	s := open(t)
+	return s, s, s
 }
 
-// The production pairing: PostgreSQL for documents and graph, Qdrant (here
-// its stand-in) for vectors.
-func TestConformanceWithQdrant(t *testing.T) {
-	cortextest.StoreSuite(t, func(t *testing.T) (cortex.DocumentStore, cortex.VectorIndex, cortex.GraphStore) {
-		s := open(t)
-		srv := qdranttest.New(t)
-		ix, err := qdrant.Open(context.Background(), srv.Addr(), qdrant.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, ix, s
-	})
+// withQdrant is the production pairing: PostgreSQL for documents and graph,
+// Qdrant (here its stand-in) for vectors.
+func withQdrant(t *testing.T) (cortex.DocumentStore, cortex.VectorIndex, cortex.GraphStore) {
+	s := open(t)
+	srv := qdranttest.New(t)
+	ix, err := qdrant.Open(context.Background(), srv.Addr(), qdrant.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ix, s
 }
+
+func TestConformance(t *testing.T)           { cortextest.StoreSuite(t, postgresAlone) }
+func TestConformanceWithQdrant(t *testing.T) { cortextest.StoreSuite(t, withQdrant) }
+func TestRetrieval(t *testing.T)             { cortextest.RetrievalSuite(t, postgresAlone) }
+func TestRetrievalWithQdrant(t *testing.T)   { cortextest.RetrievalSuite(t, withQdrant) }
