@@ -40,11 +40,10 @@ type Cache struct {
 	Deployments appslisters.DeploymentLister
 	StatefulSet appslisters.StatefulSetLister
 
-	mu        sync.RWMutex
-	flux      cache.GenericLister // nil until the Flux CRD is seen
-	fluxSynce bool
-	synced    bool
-	probe     *conversionProbe
+	mu     sync.RWMutex
+	flux   cache.GenericLister // nil until the Flux CRD is seen
+	synced bool
+	probe  *conversionProbe
 }
 
 // NewCache prepares informers for pods, Warning events, nodes, namespaces,

@@ -350,9 +350,6 @@ func (s *Service) Risk(ctx context.Context, req RiskRequest) (RiskResponse, erro
 	if len(sorted) > maxCited {
 		sorted = sorted[:maxCited]
 	}
-	if sorted == nil {
-		sorted = []Incident{}
-	}
 	return RiskResponse{Score: score, Recommendation: rec, Class: class.Name,
 		Reasoning:        reasoning(class, tgt, sorted, len(similar), relief, score, rec, s.opts.Thresholds),
 		SimilarIncidents: sorted}, nil

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -145,14 +144,4 @@ func decodeArgs(canonicalJSON string) map[string]any {
 		return nil
 	}
 	return m
-}
-
-// sortedKeys is used where map order would leak into text shown to people.
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -339,7 +339,7 @@ func (s *seeder) nodes(ctx context.Context) error {
 				MachineID: fmt.Sprintf("%016x%016x", rng(n.name).Uint64(), rng(n.name+"m").Uint64()), SystemUUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", rng(n.name).Uint32(), rng(n.name).Uint64()&0xffffffffffff),
 				BootID:        fmt.Sprintf("%08x-1111-4111-8111-%012x", rng(n.name+"b").Uint32(), rng(n.name+"b").Uint64()&0xffffffffffff),
 				KernelVersion: "6.1.0-27-amd64", OSImage: "Debian GNU/Linux 12 (bookworm)", ContainerRuntimeVersion: "containerd://1.7.24",
-				KubeletVersion: n.kubelet, KubeProxyVersion: n.kubelet, OperatingSystem: "linux", Architecture: "amd64",
+				KubeletVersion: n.kubelet, OperatingSystem: "linux", Architecture: "amd64",
 			},
 		}
 		if _, err := s.cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {

@@ -158,12 +158,11 @@ func (s *standIn) getFile(w http.ResponseWriter, r *http.Request, file string, p
 		writeJSON(w, 400, map[string]string{"error": "ref is missing"})
 		return
 	}
-	content, err := s.gitErr("show", ref+":"+file)
-	if err != nil {
+	if _, err := s.gitErr("show", ref+":"+file); err != nil {
 		writeJSON(w, 404, map[string]string{"message": "404 File Not Found"})
 		return
 	}
-	content = s.gitRaw("show", ref+":"+file)
+	content := s.gitRaw("show", ref+":"+file)
 	if raw {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte(content))

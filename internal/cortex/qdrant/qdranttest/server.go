@@ -427,7 +427,8 @@ func denseOf(v *qc.Vectors) ([]float32, error) {
 		return nil, status.Error(codes.Unimplemented, "qdranttest: only dense vectors are supported by the stand-in")
 	}
 	// Older clients send the values in the deprecated data field.
-	return vec.GetData(), nil //nolint:staticcheck // that field is what they send
+	//lint:ignore SA1019 older clients send the values in this field
+	return vec.GetData(), nil
 }
 
 func normalise(v []float32) []float32 {
