@@ -26,6 +26,7 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 30m ./... "$@"
 
 # Each fuzz target for a short, bounded time on top of its committed corpus.
