@@ -67,6 +67,11 @@ func TestScenarioRestartAuto(t *testing.T) {
 	if text, isErr = call(t, s, "restart_workload", args); !isErr {
 		t.Fatalf("second restart on one assessment ran: %s", text)
 	}
+	// The outcome went to Cortex, for the next assessment to see.
+	q, isErr := call(t, s, "query_cortex", map[string]any{"query": "restart immich", "collections": []string{"chat_history"}})
+	if isErr || !strings.Contains(q, "immich") || !strings.Contains(q, "succeeded") {
+		t.Fatalf("outcome not in cortex: %v %s", isErr, q)
+	}
 }
 
 func TestScenarioScaleToZeroNeedsApproval(t *testing.T) {
