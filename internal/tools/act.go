@@ -294,6 +294,19 @@ func Defaults(d *Deps) func(tool string, args map[string]any) map[string]any {
 			args["operation"] = strings.ToLower(strings.TrimSpace(str("operation")))
 		case "delete_crds":
 			args["domain"] = strings.ToLower(strings.TrimSpace(str("domain")))
+		case "gitops_change":
+			args["operation"] = strings.ToLower(strings.TrimSpace(str("operation")))
+			if d.GitOps != nil {
+				if p, err := d.GitOps.Guard.NormalizePath(str("file_path")); err == nil {
+					args["file_path"] = p
+				}
+			}
+		case "run_node_cmd":
+			if d.Nodes != nil {
+				if argv, err := d.Nodes.Allowlist().Check(str("command")); err == nil {
+					args["command"] = canonicalCommand(argv, str("command"))
+				}
+			}
 		}
 		return args
 	}
