@@ -1,17 +1,9 @@
 package nodes
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,131 +12,22 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/cluster-shepherd/shepherd/internal/nodes/sshtest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-const sshdPath = "/usr/sbin/sshd"
-
-// sshd is a real OpenSSH server on a loopback port, with a temporary host
-// key and a temporary authorized key.
+// sshd adapts the shared test server to this file's field names.
 type sshd struct {
-	addr       string
-	dir        string
-	keyFile    string // client private key
-	knownHosts string // lists the server's real host key
-	user       string
-}
-
-func writeKey(t *testing.T, path string) ssh.PublicKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sshPub
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	addr, dir, keyFile, knownHosts, user string
 }
 
 func startSSHD(t *testing.T) *sshd {
-	t.Helper()
-	if _, err := os.Stat(sshdPath); err != nil {
-		t.Skip("OpenSSH server not installed (apt-get install -y openssh-server); skipping SSH tests")
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		// sshd refuses to start as root without its privilege separation directory.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
-	s := &sshd{dir: dir, keyFile: filepath.Join(dir, "client_ed25519"), knownHosts: filepath.Join(dir, "known_hosts"), user: u.Username}
-	clientPub := writeKey(t, s.keyFile)
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	var lastErr string
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		s.addr = fmt.Sprintf("127.0.0.1:%d", port)
-		conf := fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s/host_ed25519
-AuthorizedKeysFile %s/authorized_keys
-PidFile %s/sshd.pid
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AllowUsers %s
-LogLevel ERROR
-`, port, dir, dir, dir, u.Username)
-		confFile := filepath.Join(dir, "sshd_config")
-		if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(sshdPath, "-D", "-e", "-f", confFile)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		})
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond); err == nil {
-				c.Close()
-				line := knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, hostPub)
-				if err := os.WriteFile(s.knownHosts, []byte(line+"\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		lastErr = stderr.String()
-	}
-	t.Fatalf("sshd did not start: %s", lastErr)
-	return nil
+	s := sshtest.Start(t)
+	return &sshd{addr: s.Addr, dir: s.Dir, keyFile: s.KeyFile, knownHosts: s.KnownHosts, user: s.User}
 }
+
+func writeKey(t *testing.T, path string) ssh.PublicKey { return sshtest.WriteKey(t, path) }
 
 func (s *sshd) runner(t *testing.T, mod func(*Config)) *Runner {
 	t.Helper()
