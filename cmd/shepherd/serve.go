@@ -39,6 +39,7 @@ type shepherdFlags struct {
 	cortexTokenFile     string
 	cortex              cortexFlags
 	gate                gateFlags
+	outside             outsideFlags
 	http                bool // serving HTTP: the admin API can be mounted
 }
 
@@ -59,6 +60,7 @@ func (f *shepherdFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cortexTokenFile, "cortex-token-file", "", "file holding the bearer token of the remote Cortex (or SHEPHERD_CORTEX_TOKEN)")
 	f.cortex.register(fs)
 	f.gate.register(fs)
+	f.outside.register(fs)
 }
 
 func defaultDataDir() string {

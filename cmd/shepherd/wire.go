@@ -24,6 +24,12 @@ func (f *shepherdFlags) wireExtras(ctx context.Context, a *app, d *tools.Deps) e
 	}
 	a.cleanup = append(a.cleanup, closeGate)
 	d.Gate = gate
+	if d.GitOps, err = f.outside.openGitOps(f.dataDir); err != nil {
+		return err
+	}
+	if d.Nodes, err = f.outside.openNodes(f.nodeAddrs); err != nil {
+		return err
+	}
 	if f.http {
 		routes, err := f.gate.adminRoutes(gate)
 		if err != nil {
