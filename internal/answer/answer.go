@@ -46,8 +46,15 @@ func (a *Builder) Line(s string) bool {
 	return false
 }
 
-// Linef adds one formatted line.
-func (a *Builder) Linef(format string, args ...any) bool { return a.Line(fmt.Sprintf(format, args...)) }
+// Linef adds one formatted line; once the cap is reached it only counts,
+// so a long list costs no formatting past what is shown.
+func (a *Builder) Linef(format string, args ...any) bool {
+	if a.full {
+		a.omitted++
+		return false
+	}
+	return a.Line(fmt.Sprintf(format, args...))
+}
 
 // Omitted is the number of lines left out so far.
 func (a *Builder) Omitted() int { return a.omitted }

@@ -56,11 +56,16 @@ const eventWindow = 2 * time.Hour
 // Alerts builds the report for ns (all namespaces when empty) at now.
 func (c *Cache) Alerts(ns string, now time.Time) (AlertReport, error) {
 	var rep AlertReport
-	pods, err := c.listPods(ns)
-	if err != nil {
-		return rep, err
+	pods := c.problems.list(ns)
+	if ns == "" {
+		rep.PodsChecked = c.problems.count()
+	} else {
+		all, err := c.Pods.Pods(ns).List(labels.Everything())
+		if err != nil {
+			return rep, err
+		}
+		rep.PodsChecked = len(all)
 	}
-	rep.PodsChecked = len(pods)
 
 	type key struct{ ns, object, reason string }
 	byKey := map[key]*Alert{}
@@ -213,13 +218,6 @@ func (c *Cache) Alerts(ns string, now time.Time) (AlertReport, error) {
 	return rep, nil
 }
 
-func (c *Cache) listPods(ns string) ([]*corev1.Pod, error) {
-	if ns == "" {
-		return c.Pods.List(labels.Everything())
-	}
-	return c.Pods.Pods(ns).List(labels.Everything())
-}
-
 func (c *Cache) listEvents(ns string) ([]*corev1.Event, error) {
 	if ns == "" {
 		return c.Events.List(labels.Everything())
@@ -234,25 +232,11 @@ func podProblem(p *corev1.Pod) (reason, detail string) {
 	if p.Status.Phase == corev1.PodSucceeded {
 		return "", ""
 	}
-	statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
-	for _, cs := range statuses {
-		w := cs.State.Waiting
-		last := cs.LastTerminationState.Terminated
-		if w != nil && w.Reason == "CrashLoopBackOff" {
-			if last != nil && last.Reason == "OOMKilled" {
-				return "OOMKilled", fmt.Sprintf("container %s OOMKilled, %d restarts%s", cs.Name, cs.RestartCount, memLimit(p, cs.Name))
+	for _, list := range [2][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for i := range list {
+			if reason, detail := containerProblem(p, &list[i]); reason != "" {
+				return reason, detail
 			}
-			d := fmt.Sprintf("container %s, %d restarts", cs.Name, cs.RestartCount)
-			if last != nil {
-				d += fmt.Sprintf(", last exit %d (%s)", last.ExitCode, last.Reason)
-			}
-			return "CrashLoopBackOff", d
-		}
-		if w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
-			return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message)
-		}
-		if last != nil && last.Reason == "OOMKilled" && cs.RestartCount > 0 {
-			return "OOMKilled", fmt.Sprintf("container %s OOMKilled, %d restarts%s", cs.Name, cs.RestartCount, memLimit(p, cs.Name))
 		}
 	}
 	switch p.Status.Phase {
@@ -270,15 +254,40 @@ func podProblem(p *corev1.Pod) (reason, detail string) {
 		}
 		return r, p.Status.Message
 	}
-	for _, cs := range p.Status.ContainerStatuses {
+	for i := range p.Status.ContainerStatuses {
+		cs := &p.Status.ContainerStatuses[i]
 		if cs.RestartCount >= 5 {
 			return "Restarting", fmt.Sprintf("container %s restarted %d times", cs.Name, cs.RestartCount)
 		}
 	}
-	for _, c := range p.Status.Conditions {
+	for i := range p.Status.Conditions {
+		c := &p.Status.Conditions[i]
 		if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue && p.DeletionTimestamp == nil {
 			return "NotReady", c.Message
 		}
+	}
+	return "", ""
+}
+
+// containerProblem is the reason one container makes its pod a problem.
+func containerProblem(p *corev1.Pod, cs *corev1.ContainerStatus) (reason, detail string) {
+	w := cs.State.Waiting
+	last := cs.LastTerminationState.Terminated
+	if w != nil && w.Reason == "CrashLoopBackOff" {
+		if last != nil && last.Reason == "OOMKilled" {
+			return "OOMKilled", fmt.Sprintf("container %s OOMKilled, %d restarts%s", cs.Name, cs.RestartCount, memLimit(p, cs.Name))
+		}
+		d := fmt.Sprintf("container %s, %d restarts", cs.Name, cs.RestartCount)
+		if last != nil {
+			d += fmt.Sprintf(", last exit %d (%s)", last.ExitCode, last.Reason)
+		}
+		return "CrashLoopBackOff", d
+	}
+	if w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+		return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message)
+	}
+	if last != nil && last.Reason == "OOMKilled" && cs.RestartCount > 0 {
+		return "OOMKilled", fmt.Sprintf("container %s OOMKilled, %d restarts%s", cs.Name, cs.RestartCount, memLimit(p, cs.Name))
 	}
 	return "", ""
 }

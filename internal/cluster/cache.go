@@ -44,6 +44,8 @@ type Cache struct {
 	flux   cache.GenericLister // nil until the Flux CRD is seen
 	synced bool
 	probe  *conversionProbe
+	// problems indexes the pods that have a problem, for alerts.
+	problems *podIndex
 }
 
 // NewCache prepares informers for pods, Warning events, nodes, namespaces,
@@ -71,6 +73,8 @@ func NewCache(c *Client, log *slog.Logger) *Cache {
 		Events:      ef.Core().V1().Events().Lister(),
 	}
 	ch.probe = newConversionProbe(c, log)
+	// AddEventHandler only fails on a stopped informer; this one is new.
+	ch.problems, _ = newPodIndex(f.Core().V1().Pods().Informer())
 	return ch
 }
 

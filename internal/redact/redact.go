@@ -14,24 +14,28 @@ import (
 // Mask is what replaces a secret.
 const Mask = "****"
 
+// A rule runs only when its text contains one of its triggers (lower case):
+// regexp matching is the expensive part of every tool answer, and most
+// answers contain nothing secret-looking.
 var rules = []struct {
-	re   *regexp.Regexp
-	repl string
+	triggers []string
+	re       *regexp.Regexp
+	repl     string
 }{
 	// PEM private keys, possibly spanning lines.
-	{regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)`), "-----BEGIN PRIVATE KEY----- " + Mask + " -----END PRIVATE KEY-----"},
+	{[]string{"private key-----"}, regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)`), "-----BEGIN PRIVATE KEY----- " + Mask + " -----END PRIVATE KEY-----"},
 	// Authorization headers and bearer/basic credentials.
-	{regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*`), "$1 " + Mask},
+	{[]string{"bearer", "basic"}, regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*`), "$1 " + Mask},
 	// user:password@ in URLs and connection strings.
-	{regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@`), "${1}" + Mask + "@"},
+	{[]string{"://"}, regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@`), "${1}" + Mask + "@"},
 	// key=value / key: value where the key names a secret. The value stops at
 	// whitespace, quotes or separators so the rest of the line survives.
-	{regexp.MustCompile(`(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credential)[A-Za-z0-9_.\-]*["']?\s*[:=]\s*["']?)([^\s"',;&}]{1,})`), "${1}" + Mask},
+	{[]string{"pass", "pwd", "secret", "token", "key", "credential"}, regexp.MustCompile(`(?i)([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credential)[A-Za-z0-9_.\-]*["']?\s*[:=]\s*["']?)([^\s"',;&}]{1,})`), "${1}" + Mask},
 	// Well-known token shapes that appear without a telling key.
-	{regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}`), Mask},
-	{regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`), Mask},
-	{regexp.MustCompile(`\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_\-]{10,}`), Mask},
-	{regexp.MustCompile(`\bsk-[A-Za-z0-9_\-]{16,}`), Mask},
+	{[]string{"eyj"}, regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}`), Mask},
+	{[]string{"akia", "asia"}, regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`), Mask},
+	{[]string{"ghp", "gho", "ghu", "ghs", "ghr", "github_pat", "glpat", "xox"}, regexp.MustCompile(`\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_\-]{10,}`), Mask},
+	{[]string{"sk-"}, regexp.MustCompile(`\bsk-[A-Za-z0-9_\-]{16,}`), Mask},
 }
 
 // String returns s with every secret-looking value replaced by Mask.
@@ -39,8 +43,15 @@ func String(s string) string {
 	if s == "" {
 		return s
 	}
+	lower := strings.ToLower(s)
 	for _, r := range rules {
-		s = r.re.ReplaceAllString(s, r.repl)
+		for _, t := range r.triggers {
+			if strings.Contains(lower, t) {
+				s = r.re.ReplaceAllString(s, r.repl)
+				lower = strings.ToLower(s)
+				break
+			}
+		}
 	}
 	return s
 }
