@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/gittestserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/cluster-shepherd/shepherd/internal/gitops/gitlab/gitlabtest"
 	"github.com/cluster-shepherd/shepherd/internal/nodes/sshtest"
 )
 
@@ -112,6 +113,44 @@ func TestGitOpsChangeThroughTheGate(t *testing.T) {
 	audit, _ := os.ReadFile(filepath.Join(p.dataDir, "audit.jsonl"))
 	if strings.Contains(string(audit), "fleet-token-7") || strings.Contains(p.stderr.String(), "fleet-token-7") {
 		t.Fatal("the git token leaked into the audit log or logs")
+	}
+}
+
+func TestGitOpsChangeOnGitLab(t *testing.T) {
+	gl := gitlabtest.New(t)
+	gl.Git("mv", "clusters/prod", "clusters/home")
+	gl.Git("commit", "-q", "-m", "layout")
+	p := startServe(t, "--gitops-backend", "gitlab", "--gitlab-url", gl.URL(), "--gitlab-project", gl.Project,
+		"--gitops-branch", gl.Branch, "--gitops-token-file", writeTemp(t, gl.Token))
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	if text, isErr := call(t, s, "gitops_change", map[string]any{"operation": "read", "file_path": "clusters/home/app.yaml"}); isErr || !strings.Contains(text, "replicas: 1") {
+		t.Fatalf("read: %v %s", isErr, text)
+	}
+	text := approveAndCall(t, s, "gitops_change", map[string]any{"operation": "create", "file_path": "clusters/home/new.yaml", "content": "a: 1\n", "commit_message": "add new"})
+	if !strings.Contains(text, "committed as") {
+		t.Fatalf("create: %s", text)
+	}
+	approveAndCall(t, s, "gitops_change", map[string]any{"operation": "update", "file_path": "clusters/home/app.yaml", "content": "replicas: 4\n", "commit_message": "scale app"})
+	approveAndCall(t, s, "gitops_change", map[string]any{"operation": "delete", "file_path": "clusters/home/new.yaml", "commit_message": "drop new"})
+
+	clone := filepath.Join(t.TempDir(), "c")
+	if out, err := exec.Command("git", "clone", "-q", "-b", gl.Branch, gl.Dir, clone).CombinedOutput(); err != nil {
+		t.Fatalf("clone: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(clone, "clusters", "home", "app.yaml")); string(b) != "replicas: 4\n" {
+		t.Fatalf("update not in the clone: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(clone, "clusters", "home", "new.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("delete not in the clone: %v", err)
+	}
+	log, _ := exec.Command("git", "-C", clone, "log", "--format=%B").CombinedOutput()
+	for _, want := range []string{"shepherd: add new", "shepherd: scale app", "shepherd: drop new", "Shepherd-Task: "} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("git log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(p.stderr.String(), gl.Token) {
+		t.Fatal("the GitLab token leaked into the logs")
 	}
 }
 

@@ -1,6 +1,8 @@
 package gitlab
 
 import (
+	"github.com/cluster-shepherd/shepherd/internal/gitops/gitlab/gitlabtest"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +16,13 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/gitops"
 )
 
-func newService(t *testing.T, s *standIn) *gitops.Service {
+func newService(t *testing.T, s *gitlabtest.Server) *gitops.Service {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(s.token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(s.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{BaseURL: s.srv.URL, ProjectID: s.project, Branch: s.branch, TokenFile: tokenFile,
+	b, err := New(Config{BaseURL: s.Srv.URL, ProjectID: s.Project, Branch: s.Branch, TokenFile: tokenFile,
 		AuthorName: "Shepherd", AuthorEmail: "shepherd@example.invalid"})
 	if err != nil {
 		t.Fatal(err)
@@ -29,10 +31,10 @@ func newService(t *testing.T, s *standIn) *gitops.Service {
 }
 
 // freshClone returns the content of p in a new clone of the stand-in's repository.
-func freshClone(t *testing.T, s *standIn, p string) (string, bool) {
+func freshClone(t *testing.T, s *gitlabtest.Server, p string) (string, bool) {
 	t.Helper()
 	dir := t.TempDir()
-	if out, err := exec.Command("git", "clone", "-q", "-b", s.branch, s.dir, dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("git", "clone", "-q", "-b", s.Branch, s.Dir, dir).CombinedOutput(); err != nil {
 		t.Fatalf("clone: %v %s", err, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, p))
@@ -46,7 +48,7 @@ func freshClone(t *testing.T, s *standIn, p string) (string, bool) {
 }
 
 func TestCreateUpdateDelete(t *testing.T) {
-	s := newStandIn(t)
+	s := gitlabtest.New(t)
 	svc := newService(t, s)
 	ctx := context.Background()
 	const p = "clusters/prod/web.yaml"
@@ -55,7 +57,7 @@ func TestCreateUpdateDelete(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	if head := s.git("rev-parse", "HEAD"); c1.ID != head {
+	if head := s.Git("rev-parse", "HEAD"); c1.ID != head {
 		t.Fatalf("create returned %q, head is %q", c1.ID, head)
 	}
 	if !strings.HasSuffix(c1.URL, "/-/commit/"+c1.ID) {
@@ -64,11 +66,11 @@ func TestCreateUpdateDelete(t *testing.T) {
 	if got, ok := freshClone(t, s, p); !ok || got != "replicas: 2\n" {
 		t.Fatalf("fresh clone sees %q, %v", got, ok)
 	}
-	msg := s.git("log", "-1", "--format=%B")
+	msg := s.Git("log", "-1", "--format=%B")
 	if msg != "shepherd: add web\n\nShepherd-Task: task-1" {
 		t.Errorf("commit message %q", msg)
 	}
-	if a := s.git("log", "-1", "--format=%an <%ae>"); a != "Shepherd <shepherd@example.invalid>" {
+	if a := s.Git("log", "-1", "--format=%an <%ae>"); a != "Shepherd <shepherd@example.invalid>" {
 		t.Errorf("author %q", a)
 	}
 
@@ -81,7 +83,7 @@ func TestCreateUpdateDelete(t *testing.T) {
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}
-	if c2.ID == c1.ID || c2.ID != s.git("rev-parse", "HEAD") {
+	if c2.ID == c1.ID || c2.ID != s.Git("rev-parse", "HEAD") {
 		t.Fatalf("update commit %q", c2.ID)
 	}
 	if got, _ := freshClone(t, s, p); got != "replicas: 3\n" {
@@ -92,7 +94,7 @@ func TestCreateUpdateDelete(t *testing.T) {
 	if err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if c3.ID != s.git("rev-parse", "HEAD") {
+	if c3.ID != s.Git("rev-parse", "HEAD") {
 		t.Fatalf("delete commit %q", c3.ID)
 	}
 	if _, ok := freshClone(t, s, p); ok {
@@ -104,7 +106,7 @@ func TestCreateUpdateDelete(t *testing.T) {
 }
 
 func TestErrorAnswers(t *testing.T) {
-	s := newStandIn(t)
+	s := gitlabtest.New(t)
 	svc := newService(t, s)
 	ctx := context.Background()
 	existing := "clusters/prod/app.yaml"
@@ -129,9 +131,9 @@ func TestErrorAnswers(t *testing.T) {
 	// A concurrent edit between our metadata read and our write must be
 	// refused, whichever status this GitLab version uses.
 	for _, status := range []int{http.StatusBadRequest, http.StatusConflict, http.StatusPreconditionFailed} {
-		s.conflictStatus = status
-		s.beforeWrite = func() {
-			s.commitExternal(existing, fmt.Sprintf("replicas: %d\n", status))
+		s.ConflictStatus = status
+		s.BeforeWrite = func() {
+			s.CommitExternal(existing, fmt.Sprintf("replicas: %d\n", status))
 		}
 		_, err := svc.Apply(ctx, gitops.Change{Operation: gitops.OpUpdate, Path: existing, Content: "replicas: 5\n", Message: "m", TaskID: "t"})
 		if !errors.Is(err, gitops.ErrConflict) {
@@ -140,14 +142,14 @@ func TestErrorAnswers(t *testing.T) {
 		if got, _ := freshClone(t, s, existing); got != fmt.Sprintf("replicas: %d\n", status) {
 			t.Errorf("status %d: concurrent edit was overwritten: %q", status, got)
 		}
-		s.beforeWrite = nil
+		s.BeforeWrite = nil
 	}
 }
 
 func TestTokenHandling(t *testing.T) {
-	s := newStandIn(t)
+	s := gitlabtest.New(t)
 	wrong := "glpat-wrong-token-abcdefghijkl"
-	b, err := New(Config{BaseURL: s.srv.URL, ProjectID: s.project, Branch: s.branch, Token: wrong})
+	b, err := New(Config{BaseURL: s.Srv.URL, ProjectID: s.Project, Branch: s.Branch, Token: wrong})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +161,8 @@ func TestTokenHandling(t *testing.T) {
 		t.Fatal("error leaks the token")
 	}
 
-	t.Setenv("SHEPHERD_TEST_GITLAB_TOKEN", s.token)
-	b, err = New(Config{BaseURL: s.srv.URL, ProjectID: "group/repo", Branch: s.branch, TokenEnv: "SHEPHERD_TEST_GITLAB_TOKEN"})
+	t.Setenv("SHEPHERD_TEST_GITLAB_TOKEN", s.Token)
+	b, err = New(Config{BaseURL: s.Srv.URL, ProjectID: "group/repo", Branch: s.Branch, TokenEnv: "SHEPHERD_TEST_GITLAB_TOKEN"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +183,9 @@ func TestTokenHandling(t *testing.T) {
 }
 
 func TestGuardRunsBeforeBackend(t *testing.T) {
-	s := newStandIn(t)
+	s := gitlabtest.New(t)
 	svc := newService(t, s)
-	before := len(s.requests)
+	before := len(s.Requests)
 	for _, c := range []gitops.Change{
 		{Operation: gitops.OpCreate, Path: "../etc/passwd", Content: "x", Message: "m", TaskID: "t"},
 		{Operation: gitops.OpCreate, Path: "clusters/a.yaml", Content: "a: [", Message: "m", TaskID: "t"},
@@ -193,7 +195,7 @@ func TestGuardRunsBeforeBackend(t *testing.T) {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
-	if len(s.requests) != before {
-		t.Errorf("refused changes reached GitLab: %v", s.requests[before:])
+	if len(s.Requests) != before {
+		t.Errorf("refused changes reached GitLab: %v", s.Requests[before:])
 	}
 }

@@ -1,4 +1,7 @@
-package gitlab
+// Package gitlabtest is a stand-in GitLab for tests: it follows GitLab's
+// documented repository Files API (and the commits list), including its
+// error answers, backed by a real Git repository.
+package gitlabtest
 
 import (
 	"encoding/base64"
@@ -15,44 +18,46 @@ import (
 	"testing"
 )
 
-// standIn follows GitLab's documented repository Files API and the commits
+// Server follows GitLab's documented repository Files API and the commits
 // list, backed by a real Git repository so that every write is a real commit
 // a fresh clone can see. Only what the Backend uses is implemented.
-type standIn struct {
-	t       *testing.T
-	dir     string // non-bare repository with the branch checked out
-	token   string
-	project string // numeric id
-	branch  string
-	srv     *httptest.Server
+type Server struct {
+	t       testing.TB
+	Dir     string // non-bare repository with the branch checked out
+	Token   string
+	Project string // numeric id
+	Branch  string
+	Srv     *httptest.Server
 	mu      sync.Mutex
 	// conflictStatus is the status for a stale last_commit_id: GitLab has
 	// answered 400 with a message; 409 and 412 are accepted by the Backend too.
-	conflictStatus int
+	ConflictStatus int
 	// beforeWrite runs inside a write, after the request is read, to let a
 	// test simulate a concurrent commit.
-	beforeWrite func()
-	requests    []string
+	BeforeWrite func()
+	Requests    []string
 }
 
-func newStandIn(t *testing.T) *standIn {
+// New starts the stand-in on a loopback port; it stops at cleanup.
+func New(t testing.TB) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	s := &standIn{t: t, dir: t.TempDir(), token: "glpat-standin-secret-0123456789", project: "42", branch: "main", conflictStatus: http.StatusBadRequest}
-	s.git("init", "-q", "-b", s.branch)
-	s.git("config", "user.name", "Seed")
-	s.git("config", "user.email", "seed@example.invalid")
+	s := &Server{t: t, Dir: t.TempDir(), Token: "glpat-standin-secret-0123456789", Project: "42", Branch: "main", ConflictStatus: http.StatusBadRequest}
+	s.Git("init", "-q", "-b", s.Branch)
+	s.Git("config", "user.name", "Seed")
+	s.Git("config", "user.email", "seed@example.invalid")
 	s.writeFile("clusters/prod/app.yaml", "replicas: 1\n")
-	s.git("add", "-A")
-	s.git("commit", "-q", "-m", "seed")
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	s.Git("add", "-A")
+	s.Git("commit", "-q", "-m", "seed")
+	s.Srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Srv.Close)
 	return s
 }
 
-func (s *standIn) git(args ...string) string {
+// Git runs git in the stand-in's repository and fails the test on error.
+func (s *Server) Git(args ...string) string {
 	s.t.Helper()
 	out, err := s.gitErr(args...)
 	if err != nil {
@@ -61,9 +66,9 @@ func (s *standIn) git(args ...string) string {
 	return out
 }
 
-func (s *standIn) gitErr(args ...string) (string, error) {
+func (s *Server) gitErr(args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
-	cmd.Dir = s.dir
+	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -72,8 +77,8 @@ func (s *standIn) gitErr(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func (s *standIn) writeFile(p, content string) {
-	full := filepath.Join(s.dir, p)
+func (s *Server) writeFile(p, content string) {
+	full := filepath.Join(s.Dir, p)
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 		s.t.Fatal(err)
 	}
@@ -82,11 +87,11 @@ func (s *standIn) writeFile(p, content string) {
 	}
 }
 
-// commitExternal makes a commit as if another user edited the file in the UI.
-func (s *standIn) commitExternal(p, content string) {
+// CommitExternal makes a commit as if another user edited the file in the UI.
+func (s *Server) CommitExternal(p, content string) {
 	s.writeFile(p, content)
-	s.git("add", "-A")
-	s.git("commit", "-q", "-m", "external edit")
+	s.Git("add", "-A")
+	s.Git("commit", "-q", "-m", "external edit")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -95,11 +100,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, r.Method+" "+r.URL.EscapedPath())
-	if r.Header.Get("PRIVATE-TOKEN") != s.token {
+	s.Requests = append(s.Requests, r.Method+" "+r.URL.EscapedPath())
+	if r.Header.Get("PRIVATE-TOKEN") != s.Token {
 		writeJSON(w, 401, map[string]string{"message": "401 Unauthorized"})
 		return
 	}
@@ -109,7 +114,7 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pid, rest, _ := strings.Cut(rest, "/")
-	if pid != s.project && pid != url.PathEscape("group/repo") {
+	if pid != s.Project && pid != url.PathEscape("group/repo") {
 		writeJSON(w, 404, map[string]string{"message": "404 Project Not Found"})
 		return
 	}
@@ -152,7 +157,7 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *standIn) getFile(w http.ResponseWriter, r *http.Request, file string, params url.Values, raw bool) {
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request, file string, params url.Values, raw bool) {
 	ref := params.Get("ref")
 	if ref == "" {
 		writeJSON(w, 400, map[string]string{"error": "ref is missing"})
@@ -168,9 +173,9 @@ func (s *standIn) getFile(w http.ResponseWriter, r *http.Request, file string, p
 		_, _ = w.Write([]byte(content))
 		return
 	}
-	head := s.git("rev-parse", ref)
-	last := s.git("log", "-1", "--format=%H", ref, "--", file)
-	blob := s.git("rev-parse", ref+":"+file)
+	head := s.Git("rev-parse", ref)
+	last := s.Git("log", "-1", "--format=%H", ref, "--", file)
+	blob := s.Git("rev-parse", ref+":"+file)
 	h := w.Header()
 	h.Set("X-Gitlab-Blob-Id", blob)
 	h.Set("X-Gitlab-Commit-Id", head)
@@ -192,9 +197,9 @@ func (s *standIn) getFile(w http.ResponseWriter, r *http.Request, file string, p
 }
 
 // gitRaw returns output without trimming, for file contents.
-func (s *standIn) gitRaw(args ...string) string {
+func (s *Server) gitRaw(args ...string) string {
 	cmd := exec.Command("git", args...)
-	cmd.Dir = s.dir
+	cmd.Dir = s.Dir
 	out, err := cmd.Output()
 	if err != nil {
 		s.t.Fatalf("git %v: %v", args, err)
@@ -202,7 +207,7 @@ func (s *standIn) gitRaw(args ...string) string {
 	return string(out)
 }
 
-func (s *standIn) write(w http.ResponseWriter, method, file string, p url.Values) {
+func (s *Server) write(w http.ResponseWriter, method, file string, p url.Values) {
 	for _, req := range []string{"branch", "commit_message"} {
 		if p.Get(req) == "" {
 			writeJSON(w, 400, map[string]string{"error": req + " is missing"})
@@ -213,14 +218,14 @@ func (s *standIn) write(w http.ResponseWriter, method, file string, p url.Values
 		writeJSON(w, 400, map[string]string{"error": "content is missing"})
 		return
 	}
-	if p.Get("branch") != s.branch {
+	if p.Get("branch") != s.Branch {
 		writeJSON(w, 400, map[string]string{"message": "You can only create or edit files when you are on a branch"})
 		return
 	}
-	if s.beforeWrite != nil {
-		s.beforeWrite()
+	if s.BeforeWrite != nil {
+		s.BeforeWrite()
 	}
-	_, statErr := s.gitErr("cat-file", "-e", s.branch+":"+file)
+	_, statErr := s.gitErr("cat-file", "-e", s.Branch+":"+file)
 	exists := statErr == nil
 	switch {
 	case method == http.MethodPost && exists:
@@ -231,37 +236,37 @@ func (s *standIn) write(w http.ResponseWriter, method, file string, p url.Values
 		return
 	}
 	if lc := p.Get("last_commit_id"); lc != "" && method != http.MethodPost {
-		if cur := s.git("log", "-1", "--format=%H", s.branch, "--", file); cur != lc {
-			writeJSON(w, s.conflictStatus, map[string]string{"message": "You are attempting to update a file that has changed since you started editing it."})
+		if cur := s.Git("log", "-1", "--format=%H", s.Branch, "--", file); cur != lc {
+			writeJSON(w, s.ConflictStatus, map[string]string{"message": "You are attempting to update a file that has changed since you started editing it."})
 			return
 		}
 	}
 	if method == http.MethodDelete {
-		s.git("rm", "-q", file)
+		s.Git("rm", "-q", file)
 	} else {
 		s.writeFile(file, p.Get("content"))
-		s.git("add", file)
+		s.Git("add", file)
 	}
 	args := []string{"commit", "-q", "-m", p.Get("commit_message")}
 	if p.Get("author_name") != "" {
 		args = append(args, "--author", p.Get("author_name")+" <"+p.Get("author_email")+">")
 	}
-	s.git(args...)
+	s.Git(args...)
 	switch method {
 	case http.MethodPost:
-		writeJSON(w, 201, map[string]string{"file_path": file, "branch": s.branch})
+		writeJSON(w, 201, map[string]string{"file_path": file, "branch": s.Branch})
 	case http.MethodPut:
-		writeJSON(w, 200, map[string]string{"file_path": file, "branch": s.branch})
+		writeJSON(w, 200, map[string]string{"file_path": file, "branch": s.Branch})
 	default:
 		w.WriteHeader(204)
 	}
 }
 
-func (s *standIn) listCommits(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ref := q.Get("ref_name")
 	if ref == "" {
-		ref = s.branch
+		ref = s.Branch
 	}
 	n := q.Get("per_page")
 	if n == "" {
@@ -284,8 +289,11 @@ func (s *standIn) listCommits(w http.ResponseWriter, r *http.Request) {
 		id, title, _ := strings.Cut(line, "\x00")
 		list = append(list, map[string]string{
 			"id": id, "short_id": id[:8], "title": title,
-			"web_url": s.srv.URL + "/group/repo/-/commit/" + id,
+			"web_url": s.Srv.URL + "/group/repo/-/commit/" + id,
 		})
 	}
 	writeJSON(w, 200, list)
 }
+
+// URL is the base URL to give the GitLab client.
+func (s *Server) URL() string { return s.Srv.URL }
