@@ -29,6 +29,8 @@ type cortexFlags struct {
 	rerankerURL      string
 	reviewAt         float64
 	rejectAt         float64
+	rrfK             int
+	denseWeight      float64
 }
 
 func (c *cortexFlags) register(fs *pflag.FlagSet) {
@@ -43,12 +45,17 @@ func (c *cortexFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.rerankerURL, "reranker-url", "", "TEI-compatible /rerank endpoint (bge-reranker-base); empty: no rerank step")
 	fs.Float64Var(&c.reviewAt, "risk-review-at", cortex.DefaultThresholds.Review, "risk score from which an action needs review")
 	fs.Float64Var(&c.rejectAt, "risk-reject-at", cortex.DefaultThresholds.Reject, "risk score from which an action is rejected")
+	fs.IntVar(&c.rrfK, "rrf-k", 0, "reciprocal rank fusion constant; 0: the embedder's choice (5 for lexical, else 60)")
+	fs.Float64Var(&c.denseWeight, "dense-weight", 0, "weight of dense results against BM25's 1 in fusion; 0: the embedder's choice (0.3 for lexical, else 1)")
 }
 
 // open builds the Cortex service these flags describe.
 func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string) (*cortex.Service, error) {
 	if !(0 < c.reviewAt && c.reviewAt < c.rejectAt && c.rejectAt <= 1) {
 		return nil, fmt.Errorf("risk thresholds: want 0 < --risk-review-at < --risk-reject-at <= 1, got %g and %g", c.reviewAt, c.rejectAt)
+	}
+	if c.rrfK < 0 || c.denseWeight < 0 {
+		return nil, fmt.Errorf("fusion: --rrf-k and --dense-weight must not be negative, got %d and %g", c.rrfK, c.denseWeight)
 	}
 	dsn, err := config.ReadSecret(c.postgresDSNFile, "SHEPHERD_CORTEX_POSTGRES_DSN")
 	if err != nil {
@@ -67,7 +74,8 @@ func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string) (*corte
 		QdrantAddr: c.qdrantURL, QdrantAPIKey: qkey, QdrantCollection: c.qdrantCollection,
 		Embedder: c.embedder, EmbedderURL: c.embedderURL, EmbedderModel: c.embedderModel, EmbedderAPIKey: ekey,
 		RerankerURL: c.rerankerURL,
-		Options:     cortex.Options{DefaultCluster: cluster, Thresholds: cortex.Thresholds{Review: c.reviewAt, Reject: c.rejectAt}},
+		Options: cortex.Options{DefaultCluster: cluster, Thresholds: cortex.Thresholds{Review: c.reviewAt, Reject: c.rejectAt},
+			RRFK: c.rrfK, DenseWeight: c.denseWeight},
 	})
 }
 

@@ -117,7 +117,7 @@ func ingestAll(t testing.TB, s *cortex.Service, coll string, docs []cortex.Docum
 
 type quality struct{ recall, mrr float64 }
 
-func measure(t *testing.T, s *cortex.Service, set []incident, mode cortex.Mode) quality {
+func measure(t testing.TB, s *cortex.Service, set []incident, mode cortex.Mode) quality {
 	var q quality
 	for _, in := range set {
 		res, err := s.QueryMode(context.Background(), cortex.QueryRequest{Query: in.Query, TopK: 5}, mode)
@@ -163,6 +163,11 @@ func TestRetrievalQuality(t *testing.T) {
 	h, b, d := res["hybrid"], res["bm25"], res["dense"]
 	if h.recall < min(b.recall, d.recall) || h.mrr < min(b.mrr, d.mrr) {
 		t.Errorf("hybrid (%+v) is worse than both bm25 (%+v) and dense (%+v)", h, b, d)
+	}
+	// With the lexical embedder, dense adds little that BM25 lacks; its
+	// fusion hint must at least keep hybrid level with BM25.
+	if h.recall < b.recall-0.02 || h.mrr < b.mrr-0.02 {
+		t.Errorf("hybrid (%+v) trails bm25 (%+v)", h, b)
 	}
 	if h.recall < 0.6 || h.mrr < 0.6 {
 		t.Errorf("hybrid below the floor: %+v", h)

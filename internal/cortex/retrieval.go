@@ -20,11 +20,12 @@ const (
 // Rank is one retriever's ranked list, fed to Fuse.
 type Rank []Scored
 
-// Fuse merges ranked lists by reciprocal rank fusion: each document scores
-// Σ 1/(k + rank) over the lists it appears in (rank from 1). RRF needs no
-// score calibration between BM25 and cosine, which have nothing in common.
-// Ties break by collection and id so the order is deterministic.
-func Fuse(k int, lists ...Rank) []Scored {
+// Fuse merges ranked lists by weighted reciprocal rank fusion: each document
+// scores Σ w/(k + rank) over the lists it appears in (rank from 1), w being
+// the list's weight (1 when weights is shorter). RRF needs no score
+// calibration between BM25 and cosine, which have nothing in common. Ties
+// break by best rank, then collection and id, so the order is deterministic.
+func Fuse(k int, weights []float64, lists ...Rank) []Scored {
 	if k <= 0 {
 		k = 60
 	}
@@ -34,7 +35,11 @@ func Fuse(k int, lists ...Rank) []Scored {
 	}
 	byKey := map[string]*acc{}
 	var order []*acc
-	for _, l := range lists {
+	for li, l := range lists {
+		w := 1.0
+		if li < len(weights) {
+			w = weights[li]
+		}
 		for i, sc := range l {
 			key := sc.Collection + "\x00" + sc.ID
 			a, ok := byKey[key]
@@ -43,7 +48,7 @@ func Fuse(k int, lists ...Rank) []Scored {
 				byKey[key] = a
 				order = append(order, a)
 			}
-			a.Score += 1 / float64(k+i+1)
+			a.Score += w / float64(k+i+1)
 			a.best = min(a.best, i)
 		}
 	}
@@ -119,7 +124,7 @@ func (s *Service) retrieve(ctx context.Context, query string, f Filter, n int, m
 		s.opts.Logger.Warn("cortex: dense retrieval failed, answering from keyword search alone", "err", dErr)
 		warnings = append(warnings, "dense retrieval unavailable, keyword results only: "+dErr.Error())
 	}
-	fused := Fuse(s.opts.RRFK, kw, dense)
+	fused := Fuse(s.opts.RRFK, []float64{1, s.opts.DenseWeight}, kw, dense)
 	where := map[string][]string{}
 	for name, l := range map[string][]Scored{"bm25": kw, "dense": dense} {
 		for i, sc := range l {

@@ -50,8 +50,12 @@ type Options struct {
 	// Candidates is how many hits each retriever contributes to fusion
 	// (default 50).
 	Candidates int
-	// RRFK is the reciprocal rank fusion constant (default 60).
+	// RRFK is the reciprocal rank fusion constant (default: the embedder's
+	// FusionHint, else 60).
 	RRFK int
+	// DenseWeight is the weight of the dense list in fusion, BM25's being 1
+	// (default: the embedder's FusionHint, else 1).
+	DenseWeight float64
 	// RerankDepth is how many fused candidates the reranker sees (default 20).
 	RerankDepth int
 	// HalfLife is how fast a past incident's weight in risk decays (default
@@ -80,9 +84,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Candidates <= 0 {
 		o.Candidates = 50
-	}
-	if o.RRFK <= 0 {
-		o.RRFK = 60
 	}
 	if o.RerankDepth <= 0 {
 		o.RerankDepth = 20
@@ -128,6 +129,19 @@ func NewService(d Deps, o Options) (*Service, error) {
 		return nil, errors.New("cortex: no graph store")
 	case d.Embedder == nil:
 		return nil, errors.New("cortex: no embedder")
+	}
+	if o.DenseWeight < 0 {
+		return nil, fmt.Errorf("cortex: dense weight must not be negative, got %g", o.DenseWeight)
+	}
+	k, w := 60, 1.0
+	if h, ok := d.Embedder.(FusionHinter); ok {
+		k, w = h.FusionHint()
+	}
+	if o.RRFK <= 0 {
+		o.RRFK = k
+	}
+	if o.DenseWeight == 0 {
+		o.DenseWeight = w
 	}
 	return &Service{docs: d.Documents, vecs: d.Vectors, graph: d.Graph, embedder: d.Embedder,
 		reranker: d.Reranker, closers: d.Closers, opts: o.withDefaults()}, nil

@@ -85,6 +85,14 @@ type Embedder interface {
 	Name() string
 }
 
+// FusionHinter is implemented by an embedder that knows how its vectors
+// should be weighed against BM25 in reciprocal rank fusion: k is the RRF
+// constant, denseWeight the dense list's weight (BM25's is 1). Options
+// override the hint; embedders without one get k=60 and weight 1.
+type FusionHinter interface {
+	FusionHint() (k int, denseWeight float64)
+}
+
 // Reranker re-scores candidate texts against a query; higher is better.
 type Reranker interface {
 	Rerank(ctx context.Context, query string, texts []string) ([]float64, error)
