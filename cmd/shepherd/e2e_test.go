@@ -416,3 +416,31 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutFlux runs against a second control plane that has no Flux CRDs:
+// the Flux tool answers with a short tool error, and the others still work.
+func TestWithoutFlux(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bare, err := testenv.Start(ctx, testenv.WithoutFlux())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before connect, so it runs after the session is closed:
+	// an API server stopping under open watches waits for them to drain.
+	t.Cleanup(func() { bare.Stop() })
+	cmd := exec.Command(bin, "stdio", "--kubeconfig", bare.KubeconfigPath, "--data-dir", t.TempDir())
+	s := connect(t, &mcp.CommandTransport{Command: cmd})
+	flux, isErr := call(t, s, "get_flux_status", nil)
+	if !isErr || !strings.Contains(flux, "flux is not installed") || len(flux) > 300 {
+		t.Errorf("get_flux_status without Flux: isError=%v %q", isErr, flux)
+	}
+	alerts, isErr := call(t, s, "get_cluster_alerts", nil)
+	if isErr {
+		t.Errorf("get_cluster_alerts without Flux: %s", alerts)
+	}
+	wl, isErr := call(t, s, "list_workloads", nil)
+	if isErr {
+		t.Errorf("list_workloads without Flux: %s", wl)
+	}
+}

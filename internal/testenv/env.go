@@ -72,9 +72,22 @@ func checkAssets(dir string) error {
 
 var loggerOnce sync.Once
 
+// Option changes how Start builds the control plane.
+type Option func(*startOptions)
+
+type startOptions struct{ noFlux bool }
+
+// WithoutFlux leaves the Flux CRDs out: a cluster that does not run Flux.
+func WithoutFlux() Option { return func(o *startOptions) { o.noFlux = true } }
+
 // Start launches etcd and kube-apiserver on random loopback ports, installs the
-// Flux Kustomization CRD and writes an admin kubeconfig to a temporary dir.
-func Start(ctx context.Context) (*Env, error) {
+// Flux Kustomization CRD (unless WithoutFlux) and writes an admin kubeconfig
+// to a temporary dir.
+func Start(ctx context.Context, opts ...Option) (*Env, error) {
+	var so startOptions
+	for _, o := range opts {
+		o(&so)
+	}
 	begin := time.Now()
 	assets := AssetsDir()
 	if err := checkAssets(assets); err != nil {
@@ -84,14 +97,13 @@ func Start(ctx context.Context) (*Env, error) {
 	// logger is never set; route it to slog instead.
 	loggerOnce.Do(func() { ctrllog.SetLogger(logr.FromSlogHandler(slog.Default().Handler())) })
 
-	crd, err := kustomizationCRD()
-	if err != nil {
-		return nil, err
-	}
-	te := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDs:                  crd,
-		ErrorIfCRDPathMissing: true,
+	te := &envtest.Environment{BinaryAssetsDirectory: assets, ErrorIfCRDPathMissing: true}
+	if !so.noFlux {
+		crd, err := kustomizationCRD()
+		if err != nil {
+			return nil, err
+		}
+		te.CRDs = crd
 	}
 	// Test data need no durability; fsync per write would dominate seeding
 	// a benchmark-sized cluster.
