@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,7 +14,6 @@ import (
 
 // Limits that keep keys inside a btree entry and queries cheap.
 const (
-	maxKeyBytes   = 512
 	maxQueryWords = 64
 	maxK          = 1000
 )
@@ -38,7 +36,7 @@ func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, i
 		return nil
 	}
 	for i, d := range docs {
-		if err := validDoc(d); err != nil {
+		if err := cortex.CheckDocument(d); err != nil {
 			return fmt.Errorf("upsert document %d: %w", i, err)
 		}
 	}
@@ -181,52 +179,6 @@ func queryWords(q string) []string {
 		}
 	}
 	return words
-}
-
-func validDoc(d cortex.Document) error {
-	if err := validKey("collection", d.Collection); err != nil {
-		return err
-	}
-	if err := validKey("id", d.ID); err != nil {
-		return err
-	}
-	if err := validText("cluster", d.Cluster); err != nil {
-		return err
-	}
-	if err := validText("text", d.Text); err != nil {
-		return err
-	}
-	for k, v := range d.Metadata {
-		if err := validText("metadata key", k); err != nil {
-			return err
-		}
-		if err := validText("metadata "+k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validKey(what, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is empty", what)
-	}
-	if len(v) > maxKeyBytes {
-		return fmt.Errorf("%s is longer than %d bytes", what, maxKeyBytes)
-	}
-	return validText(what, v)
-}
-
-// validText rejects what PostgreSQL text and jsonb cannot hold, so the caller
-// sees which field is wrong instead of a protocol error.
-func validText(what, v string) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%s is not valid UTF-8", what)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return fmt.Errorf("%s contains a NUL byte", what)
-	}
-	return nil
 }
 
 func nonNil(s []string) []string {

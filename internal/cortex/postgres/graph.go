@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
@@ -23,27 +22,12 @@ func (s *Store) PutKnownError(ctx context.Context, e cortex.KnownError) (cortex.
 	if err := s.check(); err != nil {
 		return cortex.KnownError{}, err
 	}
-	if e.ID == "" {
-		e.ID = uuid.NewString()
-	}
-	if err := validKey("known error id", e.ID); err != nil {
+	e, err := cortex.CheckKnownError(e)
+	if err != nil {
 		return cortex.KnownError{}, err
 	}
-	if e.Pattern == "" {
-		return cortex.KnownError{}, fmt.Errorf("known error %s: pattern is empty", e.ID)
-	}
-	for what, v := range map[string]string{"pattern": e.Pattern, "summary": e.Summary, "cluster": e.Cluster} {
-		if err := validText(what, v); err != nil {
-			return cortex.KnownError{}, fmt.Errorf("known error %s: %w", e.ID, err)
-		}
-	}
-	for _, inc := range e.Incidents {
-		if err := validKey("incident", inc); err != nil {
-			return cortex.KnownError{}, fmt.Errorf("known error %s: %w", e.ID, err)
-		}
-	}
 	var out cortex.KnownError
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO cortex_known_errors (id, pattern, summary, cluster, created_at)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (id) DO UPDATE SET pattern = EXCLUDED.pattern, summary = EXCLUDED.summary,
@@ -89,21 +73,13 @@ func (s *Store) PutSolution(ctx context.Context, sol cortex.Solution) (cortex.So
 	if err := s.check(); err != nil {
 		return cortex.Solution{}, err
 	}
-	if sol.ID == "" {
-		sol.ID = uuid.NewString()
-	}
-	if err := validKey("solution id", sol.ID); err != nil {
+	sol, err := cortex.CheckSolution(sol)
+	if err != nil {
 		return cortex.Solution{}, err
-	}
-	if sol.Description == "" {
-		return cortex.Solution{}, fmt.Errorf("solution %s: description is empty", sol.ID)
-	}
-	if err := validText("description", sol.Description); err != nil {
-		return cortex.Solution{}, fmt.Errorf("solution %s: %w", sol.ID, err)
 	}
 	updated := stamp(sol.UpdatedAt)
 	var out cortex.Solution
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO cortex_solutions (id, description, verified, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (id) DO UPDATE SET description = EXCLUDED.description, verified = EXCLUDED.verified,
@@ -180,7 +156,7 @@ func (s *Store) AddIncident(ctx context.Context, errorID, documentID string) err
 	if err := s.check(); err != nil {
 		return err
 	}
-	if err := validKey("incident", documentID); err != nil {
+	if err := cortex.CheckKey("incident", documentID); err != nil {
 		return fmt.Errorf("add incident to %s: %w", errorID, err)
 	}
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return addIncident(ctx, tx, errorID, documentID) }); err != nil {

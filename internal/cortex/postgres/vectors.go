@@ -31,13 +31,13 @@ func prepareVectors(items []cortex.VectorItem) ([][]float32, error) {
 	dim := len(items[0].Vector)
 	unit := make([][]float32, len(items))
 	for i, it := range items {
-		if err := validKey("collection", it.Collection); err != nil {
+		if err := cortex.CheckKey("collection", it.Collection); err != nil {
 			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
-		if err := validKey("id", it.ID); err != nil {
+		if err := cortex.CheckKey("id", it.ID); err != nil {
 			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
-		if err := validText("cluster", it.Cluster); err != nil {
+		if err := cortex.CheckText("cluster", it.Cluster); err != nil {
 			return nil, fmt.Errorf("upsert vector %d: %w", i, err)
 		}
 		if len(it.Vector) != dim {

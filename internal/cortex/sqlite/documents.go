@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
 // Limits that keep queries cheap and keys sane.
 const (
-	maxKeyBytes   = 512
 	maxQueryWords = 64
 	maxK          = 1000
 )
@@ -38,7 +36,7 @@ func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, i
 		return nil
 	}
 	for i, d := range docs {
-		if err := validDoc(d); err != nil {
+		if err := cortex.CheckDocument(d); err != nil {
 			return fmt.Errorf("upsert document %d: %w", i, err)
 		}
 	}
@@ -264,50 +262,4 @@ func QueryWords(q string) []string {
 		words = stops[:min(len(stops), maxQueryWords)]
 	}
 	return words
-}
-
-func validDoc(d cortex.Document) error {
-	if err := validKey("collection", d.Collection); err != nil {
-		return err
-	}
-	if err := validKey("id", d.ID); err != nil {
-		return err
-	}
-	if err := validText("cluster", d.Cluster); err != nil {
-		return err
-	}
-	if err := validText("text", d.Text); err != nil {
-		return err
-	}
-	for k, v := range d.Metadata {
-		if err := validText("metadata key", k); err != nil {
-			return err
-		}
-		if err := validText("metadata "+k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validKey(what, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is empty", what)
-	}
-	if len(v) > maxKeyBytes {
-		return fmt.Errorf("%s is longer than %d bytes", what, maxKeyBytes)
-	}
-	return validText(what, v)
-}
-
-// validText refuses what would not round-trip as text, so the caller learns
-// which field is wrong.
-func validText(what, v string) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%s is not valid UTF-8", what)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return fmt.Errorf("%s contains a NUL byte", what)
-	}
-	return nil
 }

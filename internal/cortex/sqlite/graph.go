@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
-
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
@@ -17,31 +15,16 @@ func (s *Store) PutKnownError(ctx context.Context, e cortex.KnownError) (cortex.
 	if err := s.check(); err != nil {
 		return cortex.KnownError{}, err
 	}
-	if e.ID == "" {
-		e.ID = uuid.NewString()
-	}
-	if err := validKey("known error id", e.ID); err != nil {
+	e, err := cortex.CheckKnownError(e)
+	if err != nil {
 		return cortex.KnownError{}, err
-	}
-	if e.Pattern == "" {
-		return cortex.KnownError{}, fmt.Errorf("known error %s: pattern is empty", e.ID)
-	}
-	for what, v := range map[string]string{"pattern": e.Pattern, "summary": e.Summary, "cluster": e.Cluster} {
-		if err := validText(what, v); err != nil {
-			return cortex.KnownError{}, fmt.Errorf("known error %s: %w", e.ID, err)
-		}
-	}
-	for _, inc := range e.Incidents {
-		if err := validKey("incident", inc); err != nil {
-			return cortex.KnownError{}, fmt.Errorf("known error %s: %w", e.ID, err)
-		}
 	}
 	created := e.CreatedAt
 	if created.IsZero() {
 		created = now()
 	}
 	var out cortex.KnownError
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO known_errors (id, pattern, summary, cluster, created_at)
 			VALUES (?1, ?2, ?3, ?4, ?5)
 			ON CONFLICT (id) DO UPDATE SET pattern = excluded.pattern, summary = excluded.summary,
@@ -114,17 +97,9 @@ func (s *Store) PutSolution(ctx context.Context, sol cortex.Solution) (cortex.So
 	if err := s.check(); err != nil {
 		return cortex.Solution{}, err
 	}
-	if sol.ID == "" {
-		sol.ID = uuid.NewString()
-	}
-	if err := validKey("solution id", sol.ID); err != nil {
+	sol, err := cortex.CheckSolution(sol)
+	if err != nil {
 		return cortex.Solution{}, err
-	}
-	if sol.Description == "" {
-		return cortex.Solution{}, fmt.Errorf("solution %s: description is empty", sol.ID)
-	}
-	if err := validText("description", sol.Description); err != nil {
-		return cortex.Solution{}, fmt.Errorf("solution %s: %w", sol.ID, err)
 	}
 	t := now()
 	created, updated := sol.CreatedAt, sol.UpdatedAt
@@ -135,7 +110,7 @@ func (s *Store) PutSolution(ctx context.Context, sol cortex.Solution) (cortex.So
 		updated = t
 	}
 	var out cortex.Solution
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO solutions (id, description, verified, created_at, updated_at)
 			VALUES (?1, ?2, ?3, ?4, ?5)
 			ON CONFLICT (id) DO UPDATE SET description = excluded.description, verified = excluded.verified,
@@ -230,7 +205,7 @@ func (s *Store) AddIncident(ctx context.Context, errorID, documentID string) err
 	if err := s.check(); err != nil {
 		return err
 	}
-	if err := validKey("incident", documentID); err != nil {
+	if err := cortex.CheckKey("incident", documentID); err != nil {
 		return fmt.Errorf("add incident to %s: %w", errorID, err)
 	}
 	if err := s.write(ctx, func(tx *sql.Tx) error { return addIncident(ctx, tx, errorID, documentID) }); err != nil {
