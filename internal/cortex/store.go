@@ -97,3 +97,24 @@ type FusionHinter interface {
 type Reranker interface {
 	Rerank(ctx context.Context, query string, texts []string) ([]float64, error)
 }
+
+// EmbedInBatches embeds texts through embed, batch texts a call, each with
+// prefix, for the embedders that call a model server.
+func EmbedInBatches(ctx context.Context, texts []string, batch int, prefix string,
+	embed func(context.Context, []string) ([][]float32, error)) ([][]float32, error) {
+	out := make([][]float32, 0, len(texts))
+	batch = max(1, batch)
+	for start := 0; start < len(texts); start += batch {
+		chunk := texts[start:min(start+batch, len(texts))]
+		in := make([]string, len(chunk))
+		for i, t := range chunk {
+			in[i] = prefix + t
+		}
+		vecs, err := embed(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vecs...)
+	}
+	return out, nil
+}

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
 // DefaultModel is the embedding model Cortex documents for Ollama.
@@ -56,21 +58,7 @@ func (e *Embedder) Name() string { return "ollama/" + e.model }
 
 // EmbedDocuments embeds texts in batches, with the document prefix.
 func (e *Embedder) EmbedDocuments(ctx context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, 0, len(texts))
-	batch := max(1, e.Batch)
-	for start := 0; start < len(texts); start += batch {
-		chunk := texts[start:min(start+batch, len(texts))]
-		in := make([]string, len(chunk))
-		for i, t := range chunk {
-			in[i] = e.DocumentPrefix + t
-		}
-		vecs, err := e.embed(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, vecs...)
-	}
-	return out, nil
+	return cortex.EmbedInBatches(ctx, texts, e.Batch, e.DocumentPrefix, e.embed)
 }
 
 // EmbedQuery embeds one question, with the query prefix.

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
 
 // Embedder calls POST {base}/v1/embeddings.
@@ -52,21 +54,7 @@ func (e *Embedder) Name() string { return "openai/" + e.model }
 
 // EmbedDocuments embeds texts in batches.
 func (e *Embedder) EmbedDocuments(ctx context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, 0, len(texts))
-	batch := max(1, e.Batch)
-	for start := 0; start < len(texts); start += batch {
-		chunk := texts[start:min(start+batch, len(texts))]
-		in := make([]string, len(chunk))
-		for i, t := range chunk {
-			in[i] = e.DocumentPrefix + t
-		}
-		vecs, err := e.embed(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, vecs...)
-	}
-	return out, nil
+	return cortex.EmbedInBatches(ctx, texts, e.Batch, e.DocumentPrefix, e.embed)
 }
 
 // EmbedQuery embeds one question.
