@@ -2,9 +2,6 @@ package gitrepo
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -20,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cluster-shepherd/shepherd/internal/gitops"
+	"github.com/cluster-shepherd/shepherd/internal/nodes/sshtest"
 )
 
 const (
@@ -373,7 +371,7 @@ func TestSSHRemoteChecksHostKey(t *testing.T) {
 	s.srv.KeyDir(keyDir)
 	dir := t.TempDir()
 	clientKey := filepath.Join(dir, "id_ed25519")
-	clientPub := writeClientKey(t, clientKey)
+	clientPub := sshtest.WriteKey(t, clientKey)
 	s.srv.PublicKeyLookupFunc(func(content string) (*gitkit.PublicKey, error) {
 		if content != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(clientPub))) {
 			return nil, errors.New("unknown key")
@@ -430,24 +428,4 @@ func TestSSHRemoteChecksHostKey(t *testing.T) {
 	if _, err := b2.Read(context.Background(), "clusters/ssh.yaml"); err == nil {
 		t.Fatal("a mismatched host key was accepted")
 	}
-}
-
-func writeClientKey(t *testing.T, path string) ssh.PublicKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
 }
