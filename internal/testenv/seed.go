@@ -365,19 +365,9 @@ func (s *seeder) healthyDeployment(ctx context.Context, a app) error {
 		name := rs.Name + "-" + suffix(rng(rs.Name+fmt.Sprint(i)), 5)
 		node, ip := s.nextPod()
 		p := pod(rs.Spec.Template, a.ns, name, node, controllerRef("ReplicaSet", rs.ObjectMeta), nil)
-		created, err := s.cs.CoreV1().Pods(a.ns).Create(ctx, p, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("create pod %s/%s: %w", a.ns, name, err)
+		if err := s.runningPod(ctx, a, p, ip, 26*time.Hour); err != nil {
+			return err
 		}
-		created.Status = runningStatus(created, ip, s.now.Add(-26*time.Hour))
-		if _, err := s.cs.CoreV1().Pods(a.ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update pod %s/%s status: %w", a.ns, name, err)
-		}
-		lines := a.logs
-		if lines == nil {
-			lines = genericLogs(a, name)
-		}
-		s.addLog(a.ns, name, a.name, false, lines)
 		if a.name == "immich" && i == 0 {
 			s.sc.LogPod = PodRef{a.ns, name, a.name}
 		}
@@ -439,19 +429,9 @@ func (s *seeder) statefulSets(ctx context.Context) error {
 			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-" + name},
 			}})
-			created, err := s.cs.CoreV1().Pods(a.ns).Create(ctx, p, metav1.CreateOptions{})
-			if err != nil {
-				return fmt.Errorf("create pod %s/%s: %w", a.ns, name, err)
+			if err := s.runningPod(ctx, a, p, ip, 50*time.Hour); err != nil {
+				return err
 			}
-			created.Status = runningStatus(created, ip, s.now.Add(-50*time.Hour))
-			if _, err := s.cs.CoreV1().Pods(a.ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("update pod %s/%s status: %w", a.ns, name, err)
-			}
-			lines := a.logs
-			if lines == nil {
-				lines = genericLogs(a, name)
-			}
-			s.addLog(a.ns, name, a.name, false, lines)
 		}
 		s.scMu.Lock()
 		s.sc.StatefulSets = append(s.sc.StatefulSets, types.NamespacedName{Namespace: a.ns, Name: a.name})
@@ -473,5 +453,24 @@ func (s *seeder) extraPod(ctx context.Context, i int) error {
 		return fmt.Errorf("update pod %s/%s status: %w", a.ns, a.name, err)
 	}
 	s.addLog(a.ns, a.name, a.name, false, genericLogs(a, a.name))
+	return nil
+}
+
+// runningPod creates p, marks it Running and Ready since age ago, and serves
+// the app's logs for it.
+func (s *seeder) runningPod(ctx context.Context, a app, p *corev1.Pod, ip string, age time.Duration) error {
+	created, err := s.cs.CoreV1().Pods(a.ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create pod %s/%s: %w", a.ns, p.Name, err)
+	}
+	created.Status = runningStatus(created, ip, s.now.Add(-age))
+	if _, err := s.cs.CoreV1().Pods(a.ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update pod %s/%s status: %w", a.ns, p.Name, err)
+	}
+	lines := a.logs
+	if lines == nil {
+		lines = genericLogs(a, p.Name)
+	}
+	s.addLog(a.ns, p.Name, a.name, false, lines)
 	return nil
 }
