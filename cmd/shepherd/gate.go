@@ -28,6 +28,8 @@ type gateFlags struct {
 	deny            []string
 	queueDSNFile    string
 	adminTokenFile  string
+	auditMaxMB      int
+	auditKeep       int
 }
 
 func (g *gateFlags) register(fs *pflag.FlagSet) {
@@ -45,11 +47,16 @@ func (g *gateFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&g.protectedGroups, "protected-groups", def.ProtectedGroups, "deleting CRDs of these API groups always needs review")
 	fs.StringSliceVar(&g.deny, "deny", nil, "globs on tool or tool:target that are always rejected, e.g. delete_crds:*,scale_workload:prod/*")
 	fs.StringVar(&g.queueDSNFile, "queue-dsn-file", "", "file holding a PostgreSQL DSN for the task queue (several replicas); default: files in --data-dir (or SHEPHERD_QUEUE_DSN)")
+	fs.IntVar(&g.auditMaxMB, "audit-max-mb", 100, "rotate audit.jsonl in --data-dir when it would grow past this many MiB; 0: never")
+	fs.IntVar(&g.auditKeep, "audit-keep", 5, "how many rotated audit files (audit.jsonl.1 ...) to keep")
 	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by `shepherd tasks` (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
 }
 
 // openGate builds the gate over the task store and audit log in dataDir.
 func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps) (*guard.Gate, func(), error) {
+	if g.auditMaxMB < 0 || g.auditKeep < 1 {
+		return nil, nil, fmt.Errorf("audit log: want --audit-max-mb >= 0 and --audit-keep >= 1, got %d and %d", g.auditMaxMB, g.auditKeep)
+	}
 	var store guard.Store
 	closeStore := func() {}
 	dsn, err := config.ReadSecret(g.queueDSNFile, "SHEPHERD_QUEUE_DSN")
@@ -69,7 +76,11 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 		}
 		store = fs
 	}
-	audit, err := guard.OpenAuditLog(filepath.Join(dataDir, "audit.jsonl"))
+	var rot []guard.AuditOption
+	if g.auditMaxMB > 0 {
+		rot = append(rot, guard.RotateAudit(int64(g.auditMaxMB)<<20, g.auditKeep))
+	}
+	audit, err := guard.OpenAuditLog(filepath.Join(dataDir, "audit.jsonl"), rot...)
 	if err != nil {
 		closeStore()
 		return nil, nil, fmt.Errorf("audit log: %w", err)

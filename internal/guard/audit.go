@@ -40,22 +40,80 @@ const (
 const maxAuditResult = 4096
 
 // AuditLog appends JSON lines to a file and fsyncs each one, because a
-// write that is not on record must not happen.
+// write that is not on record must not happen. With rotation on, a file that
+// would grow past MaxBytes is renamed to path.1 (path.1 to path.2, and so on,
+// the oldest beyond Keep removed) before the record is written.
 type AuditLog struct {
-	mu sync.Mutex
-	f  *os.File
+	mu       sync.Mutex
+	f        *os.File
+	path     string
+	size     int64
+	maxBytes int64
+	keep     int
+}
+
+// AuditOption configures OpenAuditLog.
+type AuditOption func(*AuditLog)
+
+// RotateAudit turns rotation on: files of at most maxBytes, keep old ones.
+func RotateAudit(maxBytes int64, keep int) AuditOption {
+	return func(a *AuditLog) { a.maxBytes, a.keep = maxBytes, max(1, keep) }
 }
 
 // OpenAuditLog opens (creating if needed) path for appending.
-func OpenAuditLog(path string) (*AuditLog, error) {
+func OpenAuditLog(path string, opts ...AuditOption) (*AuditLog, error) {
+	a := &AuditLog{path: path}
+	for _, o := range opts {
+		o(a)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+	if err := a.open(); err != nil {
+		return nil, err
 	}
-	return &AuditLog{f: f}, nil
+	return a, nil
+}
+
+func (a *AuditLog) open() error {
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	a.f, a.size = f, st.Size()
+	return nil
+}
+
+// rotate shifts path.N to path.N+1 (dropping the last), path to path.1, and
+// opens a new path. On failure the log stays closed and writes are refused.
+func (a *AuditLog) rotate() error {
+	if err := a.f.Close(); err != nil {
+		a.f = nil
+		return fmt.Errorf("rotate audit log: %w", err)
+	}
+	a.f = nil
+	name := func(i int) string { return fmt.Sprintf("%s.%d", a.path, i) }
+	if err := os.Remove(name(a.keep)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("rotate audit log: %w", err)
+	}
+	for i := a.keep - 1; i >= 1; i-- {
+		if err := os.Rename(name(i), name(i+1)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("rotate audit log: %w", err)
+		}
+	}
+	if err := os.Rename(a.path, name(1)); err != nil {
+		return fmt.Errorf("rotate audit log: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(a.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return a.open()
 }
 
 // Write appends one record with secrets masked. An error means the record is
@@ -77,10 +135,24 @@ func (a *AuditLog) Write(rec AuditRecord) error {
 	b = append(b, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.f == nil && a.path != "" && a.maxBytes > 0 {
+		// A failed rotation left it closed; try again rather than refuse
+		// every write until a restart.
+		if err := a.open(); err != nil {
+			return err
+		}
+	}
 	if a.f == nil {
 		return fmt.Errorf("audit log is closed")
 	}
-	if _, err := a.f.Write(b); err != nil {
+	if a.maxBytes > 0 && a.size > 0 && a.size+int64(len(b)) > a.maxBytes {
+		if err := a.rotate(); err != nil {
+			return err
+		}
+	}
+	n, err := a.f.Write(b)
+	a.size += int64(n)
+	if err != nil {
 		return fmt.Errorf("append audit record: %w", err)
 	}
 	if err := a.f.Sync(); err != nil {
@@ -93,6 +165,7 @@ func (a *AuditLog) Write(rec AuditRecord) error {
 func (a *AuditLog) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.path = "" // closed for good: no reopening after a failed rotation
 	if a.f == nil {
 		return nil
 	}
