@@ -87,15 +87,19 @@ func ingestCmd() *cobra.Command {
 	pf.StringVar(&dataDir, "data-dir", defaultDataDir(), "directory of the embedded store, when no --cortex-url")
 	pf.StringVar(&cluster, "cluster-name", "default", "cluster the documents belong to")
 	cf.register(pf)
-	run := func(collection string, load func(dir, cluster string) ([]cortex.Document, error)) func(*cobra.Command, []string) error {
+	run := func(collection string, load func(dir, cluster string) (loader.Result, error)) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, args []string) error {
 			if err := config.Resolve(c.Flags()); err != nil {
 				return err
 			}
-			docs, err := load(args[0], cluster)
+			loaded, err := load(args[0], cluster)
 			if err != nil {
 				return err
 			}
+			if loaded.SkippedSecrets > 0 || loaded.SkippedSOPS > 0 {
+				fmt.Fprintf(c.OutOrStdout(), "skipped %d Secret objects and %d SOPS-encrypted files: Cortex never stores them\n", loaded.SkippedSecrets, loaded.SkippedSOPS)
+			}
+			docs := loaded.Documents
 			if len(docs) == 0 {
 				return fmt.Errorf("nothing to ingest in %s", args[0])
 			}

@@ -16,24 +16,49 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/redact"
 )
 
 // MaxTextBytes caps one document's text so it stays under Cortex's limit.
 const MaxTextBytes = 16 << 10
 
+// Result is what a load found: the documents to ingest and what it left
+// out on purpose, so the command can say so.
+type Result struct {
+	Documents []cortex.Document
+	// SkippedSecrets counts Kubernetes Secret objects: their data is only
+	// base64, and Cortex is shared with models and other clusters.
+	SkippedSecrets int
+	// SkippedSOPS counts SOPS-encrypted files (a top-level sops: key):
+	// ciphertext helps no search, and the file's layout still leaks names.
+	SkippedSOPS int
+}
+
 // LoadManifests returns one document per Kubernetes object in the YAML files
 // under dir: id "<kind>/<namespace>/<name>" (unique per cluster), text a
-// compact summary plus the object as YAML. Files that are not Kubernetes
-// YAML are skipped; a YAML syntax error names its file.
-func LoadManifests(dir, cluster string) ([]cortex.Document, error) {
-	var docs []cortex.Document
+// compact summary plus the object as YAML with secret-looking values masked.
+// Secrets and SOPS-encrypted files are left out and counted. Files that are
+// not Kubernetes YAML are skipped; a YAML syntax error names its file.
+func LoadManifests(dir, cluster string) (Result, error) {
+	var res Result
 	err := walk(dir, []string{".yaml", ".yml"}, func(rel string, data []byte) error {
-		for i, part := range splitYAML(data) {
-			var obj map[string]any
-			if err := yaml.Unmarshal(part, &obj); err != nil {
+		parts := splitYAML(data)
+		objs := make([]map[string]any, len(parts))
+		for i, part := range parts {
+			if err := yaml.Unmarshal(part, &objs[i]); err != nil {
 				return fmt.Errorf("%s: document %d: %w", rel, i+1, err)
 			}
+			if _, ok := objs[i]["sops"]; ok {
+				res.SkippedSOPS++
+				return nil
+			}
+		}
+		for i, obj := range objs {
 			kind, _ := obj["kind"].(string)
+			if kind == "Secret" {
+				res.SkippedSecrets++
+				continue
+			}
 			meta, _ := obj["metadata"].(map[string]any)
 			name, _ := meta["name"].(string)
 			if kind == "" || name == "" {
@@ -44,10 +69,11 @@ func LoadManifests(dir, cluster string) ([]cortex.Document, error) {
 			if cluster != "" {
 				id = cluster + ":" + id
 			}
-			docs = append(docs, cortex.Document{
+			text := redact.String(summary(kind, ns, name, rel, obj) + "\n" + strings.TrimSpace(string(parts[i])))
+			res.Documents = append(res.Documents, cortex.Document{
 				ID:      id,
 				Cluster: cluster,
-				Text:    cut(summary(kind, ns, name, rel, obj)+"\n"+strings.TrimSpace(string(part)), MaxTextBytes),
+				Text:    cut(text, MaxTextBytes),
 				Metadata: map[string]string{"kind": "manifest", "object_kind": kind, "namespace": ns, "name": name,
 					"path": rel, "source": rel},
 			})
@@ -55,10 +81,11 @@ func LoadManifests(dir, cluster string) ([]cortex.Document, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	// Overlays repeat objects; the later file in walk order wins.
-	return dedupe(docs), nil
+	res.Documents = dedupe(res.Documents)
+	return res, nil
 }
 
 func dedupe(docs []cortex.Document) []cortex.Document {
@@ -132,7 +159,7 @@ var heading = regexp.MustCompile(`^(#{1,3})\s+(.+?)\s*#*\s*$`)
 // to 3), one document per section, so a hit cites the passage that answers
 // rather than a whole runbook. Id "<path>#<slug>", text "Title > Section"
 // then the body.
-func LoadDocs(dir, cluster string) ([]cortex.Document, error) {
+func LoadDocs(dir, cluster string) (Result, error) {
 	var docs []cortex.Document
 	err := walk(dir, []string{".md", ".markdown"}, func(rel string, data []byte) error {
 		var (
@@ -195,7 +222,7 @@ func LoadDocs(dir, cluster string) ([]cortex.Document, error) {
 		flush()
 		return nil
 	})
-	return docs, err
+	return Result{Documents: docs}, err
 }
 
 var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)

@@ -43,10 +43,11 @@ metadata:
 	write(t, dir, "apps/kustomization.yaml", "resources:\n- authentik/deploy.yaml\n")
 	write(t, dir, ".git/config.yaml", "kind: Secret\nmetadata:\n  name: nope\n")
 	write(t, dir, "README.md", "# not yaml")
-	docs, err := LoadManifests(dir, "prod")
+	res, err := LoadManifests(dir, "prod")
 	if err != nil {
 		t.Fatal(err)
 	}
+	docs := res.Documents
 	if len(docs) != 2 {
 		t.Fatalf("got %d documents: %+v", len(docs), docs)
 	}
@@ -66,13 +67,67 @@ metadata:
 	}
 }
 
-func TestLoadDocsSplitsAtHeadings(t *testing.T) {
+func TestLoadManifestsLeavesSecretsOut(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "runbooks/oom.md", "# OOMKilled\nIntro text.\n\n## Symptoms\nPods restart with exit code 137.\n\n```sh\n# not a heading\nkubectl top pod\n```\n## Fix\n### Raise the limit\nEdit resources.limits.memory.\n## Fix\nsecond fix section\n")
-	docs, err := LoadDocs(dir, "")
+	write(t, dir, "apps/db.yaml", `apiVersion: v1
+kind: Secret
+metadata:
+  name: db-credentials
+  namespace: db
+stringData:
+  password: hunter2-plain
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: db-config
+  namespace: db
+data:
+  DATABASE_URL: postgres://app:s3cr3t-in-url@db:5432/app
+  api_token: tok-visible-in-config
+  log_level: debug
+`)
+	write(t, dir, "apps/db.sops.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: encrypted-config
+  namespace: db
+data:
+  key: ENC[AES256_GCM,data:abc=,type:str]
+sops:
+  version: 3.8.1
+  age:
+  - recipient: age1xyz
+`)
+	res, err := LoadManifests(dir, "prod")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res.Documents) != 1 || res.Documents[0].ID != "prod:ConfigMap/db/db-config" {
+		t.Fatalf("documents %+v", res.Documents)
+	}
+	if res.SkippedSecrets != 1 || res.SkippedSOPS != 1 {
+		t.Fatalf("skipped %d secrets and %d SOPS files, want 1 and 1", res.SkippedSecrets, res.SkippedSOPS)
+	}
+	text := res.Documents[0].Text
+	for _, leak := range []string{"hunter2-plain", "s3cr3t-in-url", "tok-visible-in-config", "ENC[AES256_GCM"} {
+		if strings.Contains(text, leak) {
+			t.Errorf("stored text leaks %q:\n%s", leak, text)
+		}
+	}
+	if !strings.Contains(text, "log_level: debug") {
+		t.Errorf("masking ate the harmless values:\n%s", text)
+	}
+}
+
+func TestLoadDocsSplitsAtHeadings(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "runbooks/oom.md", "# OOMKilled\nIntro text.\n\n## Symptoms\nPods restart with exit code 137.\n\n```sh\n# not a heading\nkubectl top pod\n```\n## Fix\n### Raise the limit\nEdit resources.limits.memory.\n## Fix\nsecond fix section\n")
+	res, err := LoadDocs(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := res.Documents
 	var ids []string
 	for _, d := range docs {
 		ids = append(ids, d.ID)
