@@ -118,7 +118,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("cortex %s %s: %w", method, path, err)
 	}
-	if in != nil {
+	if method == http.MethodPost {
+		// Cortex refuses a POST not declared JSON, even one without a body.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,7 +204,11 @@ func (h *handler) wrap(name string, fn func(w http.ResponseWriter, r *http.Reque
 			h.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		}()
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
-		out, err := fn(w, r)
+		var out any
+		err := requireJSON(r)
+		if err == nil {
+			out, err = fn(w, r)
+		}
 		if err != nil {
 			code = StatusOf(err)
 			if code >= 500 {
@@ -221,6 +227,8 @@ func StatusOf(err error) int {
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
@@ -233,8 +241,33 @@ func StatusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// errMediaType marks a POST whose body is not declared JSON (answered with
+// 415).
+var errMediaType = errors.New("unsupported media type")
+
+// requireJSON refuses a POST not sent as application/json. A browser sends
+// text/plain and form bodies cross-site without a preflight, so without this
+// any web page could write to a token-less Cortex on loopback.
+func requireJSON(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return kinded{errMediaType, fmt.Sprintf("Content-Type %s is not accepted; send the body as application/json", ct)}
+}
+
+// decode reads one JSON value into v, refusing fields v does not have: a
+// misspelt "topk" or "collection" silently falling back to a default would
+// answer a different question than the caller asked.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -242,6 +275,9 @@ func decode(r *http.Request, v any) error {
 		}
 		if errors.Is(err, io.EOF) {
 			return invalid("request body is empty; send a JSON object")
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return invalid("unknown field %s in the request body", f)
 		}
 		return invalid("malformed JSON: %s", err)
 	}

@@ -206,3 +206,56 @@ func TestDeadEmbedderAndDeadDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUnknownFieldsAreRefused(t *testing.T) {
+	srv, _ := serve(t, newService(t, cortex.Options{}))
+	for _, tc := range []struct{ path, body, field string }{
+		{"/query", `{"query": "x", "collection": "documentation"}`, `unknown field \"collection\"`},
+		{"/query", `{"query": "x", "topk": 3}`, `unknown field \"topk\"`},
+		{"/ingest", `{"collection": "documentation", "documents": [{"id": "a", "text": "x", "txet": "y"}]}`, `unknown field \"txet\"`},
+		{"/risk", `{"action": "restart x", "args": {}}`, `unknown field \"args\"`},
+	} {
+		code, body := post(t, srv.URL+tc.path, tc.body)
+		if code != 400 || !strings.Contains(body, tc.field) {
+			t.Errorf("POST %s %s: %d %s; want 400 naming %s", tc.path, tc.body, code, body, tc.field)
+		}
+	}
+}
+
+func TestPostMustBeDeclaredJSON(t *testing.T) {
+	srv, c := serve(t, newService(t, cortex.Options{}))
+	send := func(path, ct, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	ingest := `{"collection": "documentation", "documents": [{"id": "a", "text": "OOMKilled runbook"}]}`
+	// What a cross-site form or fetch without preflight can send.
+	for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		if code, body := send("/ingest", ct, ingest); code != 415 || !strings.Contains(body, "application/json") {
+			t.Errorf("Content-Type %q: %d %s; want 415", ct, code, body)
+		}
+	}
+	if code, body := send("/solutions/x/verify", "text/plain", ""); code != 415 {
+		t.Errorf("empty text/plain POST: %d %s; want 415", code, body)
+	}
+	if h, err := c.Health(context.Background()); err != nil || h.Documents != 0 {
+		t.Fatalf("a refused POST was stored: %+v, %v", h, err)
+	}
+	if code, body := send("/ingest", "application/json; charset=utf-8", ingest); code != 200 {
+		t.Errorf("JSON with charset: %d %s", code, body)
+	}
+	// The client declares JSON on every POST, body or not.
+	if err := c.LinkSolution(context.Background(), "missing", "also-missing"); !errors.Is(err, cortex.ErrNotFound) {
+		t.Fatalf("link through the client: %v", err)
+	}
+}
