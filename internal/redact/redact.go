@@ -36,6 +36,12 @@ var rules = []struct {
 	{[]string{"akia", "asia"}, regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`), Mask},
 	{[]string{"ghp", "gho", "ghu", "ghs", "ghr", "github_pat", "glpat", "xox"}, regexp.MustCompile(`\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_\-]{10,}`), Mask},
 	{[]string{"sk-"}, regexp.MustCompile(`\bsk-[A-Za-z0-9_\-]{16,}`), Mask},
+	// Command-line flags and environment variables naming a secret, with the
+	// value after a space: --password hunter2, PGPASSWORD hunter2.
+	{[]string{"pass", "pwd", "secret", "token", "key"}, regexp.MustCompile(`(?i)((?:^|\s)--?[a-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key)[a-z0-9_\-]*\s+)([^\s\-][^\s"',;]*)`), "${1}" + Mask},
+	{[]string{"pass", "pwd", "secret", "token", "key"}, regexp.MustCompile(`\b([A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY)[A-Z0-9_]*\s+)([^\s\-][^\s"',;]*)`), "${1}" + Mask},
+	// Authorization: Token abc / Authorization: Digest ...: any scheme.
+	{[]string{"authorization"}, regexp.MustCompile(`(?i)(authorization["']?\s*[:=]\s*["']?[A-Za-z]+\s+)([^\s"']+)`), "${1}" + Mask},
 }
 
 // String returns s with every secret-looking value replaced by Mask.
@@ -56,10 +62,32 @@ func String(s string) string {
 	return s
 }
 
-// Lines masks each line in place and returns the slice.
+var (
+	pemBegin = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)
+	pemEnd   = regexp.MustCompile(`-----END [A-Z ]*PRIVATE KEY-----`)
+)
+
+// Lines masks each line in place and returns the slice. A private key that
+// spans lines (as a log prints it) is masked whole: every line from its
+// BEGIN line up to and including its END line.
 func Lines(lines []string) []string {
+	inKey := false
 	for i, l := range lines {
-		lines[i] = String(l)
+		switch {
+		case inKey:
+			if pemEnd.MatchString(l) {
+				inKey = false
+				l = pemEnd.Split(l, 2)[1]
+				lines[i] = Mask + " -----END PRIVATE KEY-----" + String(l)
+				continue
+			}
+			lines[i] = Mask
+		case pemBegin.MatchString(l) && !pemEnd.MatchString(l[pemBegin.FindStringIndex(l)[0]:]):
+			inKey = true
+			lines[i] = String(l[:pemBegin.FindStringIndex(l)[0]]) + "-----BEGIN PRIVATE KEY----- " + Mask
+		default:
+			lines[i] = String(l)
+		}
 	}
 	return lines
 }

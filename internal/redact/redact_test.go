@@ -25,6 +25,9 @@ func TestString(t *testing.T) {
 		{"api_key = 'abc123def456'", "abc123def456", "api_key"},
 		{"client_secret: x9y8z7w6", "x9y8z7w6", "client_secret"},
 		{"ordinary log line: GET /healthz 200 3ms", "", "GET /healthz 200 3ms"},
+		{"exec: pg_dump --password hunter2 --host db", "hunter2", "--host db"},
+		{"env PGPASSWORD s3cr3t psql -h db", "s3cr3t", "psql -h db"},
+		{"Authorization: Token abcdef0123456789 sent", "abcdef0123456789", "sent"},
 	}
 	for _, c := range cases {
 		got := String(c.in)
@@ -67,9 +70,42 @@ func TestProseSurvives(t *testing.T) {
 	for _, s := range []string{
 		"refusing to listen without authentication: anyone who can reach it could operate the cluster",
 		"the token expired; fetch a new one",
+		"retrying with a fresh token in 5s",
+		"mount --bind /data /mnt",
 	} {
 		if got := String(s); got != s {
 			t.Errorf("String(%q) = %q", s, got)
 		}
+	}
+}
+
+func TestLinesMasksKeysAcrossLines(t *testing.T) {
+	in := []string{
+		"starting server",
+		"loaded key: -----BEGIN OPENSSH PRIVATE KEY-----",
+		"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
+		"AAAAMwAAAAtzc2gtZWQyNTUxOQAAACBoZXJlaXNhc2Vj",
+		"-----END OPENSSH PRIVATE KEY----- password=hunter2",
+		"listening on :8080",
+	}
+	got := Lines(append([]string(nil), in...))
+	joined := strings.Join(got, "\n")
+	for _, secret := range []string{"b3BlbnNzaC1rZXkt", "AAAAMwAAAAtzc2gt", "hunter2"} {
+		if strings.Contains(joined, secret) {
+			t.Errorf("Lines leaked %q:\n%s", secret, joined)
+		}
+	}
+	for _, keep := range []string{"starting server", "loaded key:", "listening on :8080"} {
+		if !strings.Contains(joined, keep) {
+			t.Errorf("Lines lost %q:\n%s", keep, joined)
+		}
+	}
+	if len(got) != len(in) {
+		t.Errorf("%d lines out of %d", len(got), len(in))
+	}
+	// An unterminated key masks to the end.
+	got = Lines([]string{"-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"})
+	if strings.Contains(strings.Join(got, "\n"), "MIIEvQIBADAN") {
+		t.Errorf("unterminated key leaked: %q", got)
 	}
 }

@@ -33,6 +33,8 @@ const (
 	secretAWSKey    = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 	secretPGPass    = "Sup3rS3cretPg!"
 	secretRedisPass = "Rsp4mdR3dis"
+	// The body of a private key a misconfigured app prints over several lines.
+	secretKeyBody = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gt"
 )
 
 // healthyApps is the default set of 40 Deployments; "immich" and
@@ -44,6 +46,10 @@ var healthyApps = []app{
 			"[Nest] 7  - 11/24/2024, 9:58:01 AM     LOG [Api:EventRepository] Initialized websocket server",
 			"[Nest] 7  - 11/24/2024, 9:58:01 AM     LOG [Api:DatabaseRepository] connecting to postgresql://immich:" + secretPGPass + "@postgres.immich.svc.cluster.local:5432/immich",
 			"[Nest] 7  - 11/24/2024, 9:58:02 AM     LOG [Api:ServerService] Feature Flags: {\"smartSearch\":true,\"facialRecognition\":true}",
+			"[Nest] 7  - 11/24/2024, 9:58:02 AM   DEBUG [Api:StorageService] remote backup key -----BEGIN OPENSSH PRIVATE KEY-----",
+			secretKeyBody,
+			"ZWQyNTUxOQAAACBoZXJlaXNhc2VjcmV0a2V5Ym9keWZvcnRlc3RzAAAAAAAAAA==",
+			"-----END OPENSSH PRIVATE KEY-----",
 			"[Nest] 7  - 11/24/2024, 9:58:02 AM     LOG [Api:Bootstrap] Immich Server is listening on http://[::1]:2283 [v1.119.0] [PRODUCTION]",
 		}},
 	{ns: "authentik", name: "authentik-server", image: "ghcr.io/goauthentik/server:2024.10.4", chart: "authentik-2024.10.4", port: 9000, replicas: 2, cpu: "200m", mem: "512Mi", memLimit: "1Gi",

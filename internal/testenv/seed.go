@@ -129,7 +129,7 @@ func Seed(ctx context.Context, cfg *rest.Config, opts SeedOptions) (*Scenario, e
 	c.QPS, c.Burst = 2000, 4000
 	s := &seeder{logs: map[string][]string{}, now: time.Now(), sc: &Scenario{
 		CustomResources: map[string]int{},
-		SecretValues:    []string{secretPassword, secretBearer, secretAWSKey, secretPGPass, secretRedisPass},
+		SecretValues:    []string{secretPassword, secretBearer, secretAWSKey, secretPGPass, secretRedisPass, secretKeyBody},
 	}}
 	var err error
 	// Protobuf halves the API server's CPU per request; it matters at

@@ -190,13 +190,16 @@ func podLogs(ctx context.Context, d *Deps, in logsIn) (string, error) {
 	if len(logs.Lines) == 0 {
 		a.Line("(log is empty)")
 	}
+	// Mask first, over every line: a private key spans lines, and its BEGIN
+	// line may fall outside what is kept.
+	masked := redact.Lines(append([]string(nil), logs.Lines...))
 	// Keep the newest lines when the byte cap cuts: walk from the end.
-	kept := keepTail(logs.Lines, d.MaxBytes-len(head)-300)
-	if dropped := len(logs.Lines) - len(kept); dropped > 0 {
+	kept := keepTail(masked, d.MaxBytes-len(head)-300)
+	if dropped := len(masked) - len(kept); dropped > 0 {
 		a.Linef("[%d older lines not shown (answer capped at %d bytes); ask for fewer lines]", dropped, d.MaxBytes)
 	}
 	for _, l := range kept {
-		a.Line(redact.String(answer.Clip(l, 2000)))
+		a.Line(answer.Clip(l, 2000))
 	}
 	return a.String("lines", "lines=<n>"), nil
 }
