@@ -10,6 +10,8 @@ import (
 
 	"github.com/cluster-shepherd/shepherd/internal/config"
 	"github.com/cluster-shepherd/shepherd/internal/guard"
+	"unicode"
+	"unicode/utf8"
 )
 
 func init() {
@@ -67,7 +69,7 @@ the /admin API of a running shepherd serve, which needs its own admin token
 			w := tabwriter.NewWriter(c.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tSTATE\tRISK\tTOOL\tARGUMENTS\tACTION")
 			for _, t := range ts {
-				fmt.Fprintf(w, "%s\t%s\t%s %.2f\t%s\t%s\t%s\n", t.ID, t.State, t.Recommendation, t.Score, t.Tool, string(t.Arguments), t.Action)
+				fmt.Fprintf(w, "%s\t%s\t%s %.2f\t%s\t%s\t%s\n", printable(t.ID), t.State, t.Recommendation, t.Score, printable(t.Tool), printable(string(t.Arguments)), printable(t.Action))
 			}
 			return w.Flush()
 		},
@@ -96,11 +98,26 @@ the /admin API of a running shepherd serve, which needs its own admin token
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.OutOrStdout(), "task %s %s: %s %s\n", t.ID, t.State, t.Tool, string(t.Arguments))
+				fmt.Fprintf(c.OutOrStdout(), "task %s %s: %s %s\n", printable(t.ID), t.State, printable(t.Tool), printable(string(t.Arguments)))
 				return nil
 			},
 		}
 	}
 	cmd.AddCommand(list, decide(true), decide(false))
 	return cmd
+}
+
+// printable shows text from the model or the queue safely on a terminal:
+// control characters and bidirectional overrides are escaped, never
+// interpreted (the gate refuses them at queue time; this is the second line).
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == utf8.RuneError {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Authorization is the permission, already consumed, to run one write.
@@ -207,6 +209,11 @@ func (g *Gate) Queue(ctx context.Context, in QueueInput) (Task, error) {
 	in.Action, in.Reason, in.Tool = strings.TrimSpace(in.Action), strings.TrimSpace(in.Reason), strings.TrimSpace(in.Tool)
 	if in.Action == "" || in.Reason == "" {
 		return Task{}, fmt.Errorf("queue: %w: action and reason are both required", ErrBadRequest)
+	}
+	for what, v := range map[string]string{"action": in.Action, "reason": in.Reason} {
+		if err := humanText(v); err != nil {
+			return Task{}, fmt.Errorf("queue: %w: %s %v", ErrBadRequest, what, err)
+		}
 	}
 	var key, cj string
 	if in.Tool != "" {
@@ -433,4 +440,25 @@ func (g *Gate) Prune(ctx context.Context, retention time.Duration) (int, error) 
 		return n, fmt.Errorf("prune tasks: %w", err)
 	}
 	return n, nil
+}
+
+// maxHumanText caps the action and reason a human reads before approving.
+const maxHumanText = 2000
+
+// humanText refuses text that could mislead the human who approves: control
+// characters (escape sequences that rewrite a terminal, carriage returns that
+// overwrite a line) and bidirectional overrides that reorder what is shown.
+func humanText(s string) error {
+	if len(s) > maxHumanText {
+		return fmt.Errorf("is longer than %d bytes", maxHumanText)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	for i, r := range s {
+		if (unicode.IsControl(r) && r != ' ') || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return fmt.Errorf("holds the control character %U at offset %d; write plain text on one line", r, i)
+		}
+	}
+	return nil
 }

@@ -101,7 +101,7 @@ func (c FloorConfig) Floors(tool string, args map[string]any) []Floor {
 	}
 	target := targetOf(tool, args)
 	for _, p := range c.Deny {
-		if globMatch(p, tool) || (target != "" && globMatch(p, tool+":"+target)) {
+		if globMatch(p, tool) || (target != "" && globMatch(p, tool+":"+target)) || deniesSubdomain(p, tool, args) {
 			out = append(out, Floor{Min: cortex.Reject, Reason: fmt.Sprintf("denied by policy (rule %q)", p)})
 		}
 	}
@@ -129,6 +129,23 @@ func (c FloorConfig) Floors(tool string, args map[string]any) []Floor {
 		}
 	}
 	return out
+}
+
+// deniesSubdomain is true when a delete_crds deny rule names groups that
+// deleting the call's domain would take with it: delete_crds removes the
+// domain and all its subdomains, so "delete_crds:*.fluxcd.io" (or
+// "delete_crds:toolkit.fluxcd.io") must also deny domain "fluxcd.io".
+func deniesSubdomain(pattern, tool string, args map[string]any) bool {
+	rest, ok := strings.CutPrefix(pattern, "delete_crds:")
+	if tool != "delete_crds" || !ok {
+		return false
+	}
+	d := strings.ToLower(strings.Trim(argString(args, "domain"), ". "))
+	base := strings.ToLower(strings.TrimPrefix(rest, "*."))
+	if d == "" || base == "" || strings.ContainsAny(base, "*?[\\") {
+		return false
+	}
+	return base == d || strings.HasSuffix(base, "."+d)
 }
 
 // domainOverlaps is true when deleting domain d would touch group g or the

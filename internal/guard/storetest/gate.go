@@ -455,6 +455,26 @@ func RunGate(t *testing.T, backing Backing) {
 		}
 	})
 
+	t.Run("QueueRefusesTextThatMisleadsTheApprover", func(t *testing.T) {
+		e, _ := setup(t, guard.Review, nil)
+		for _, in := range []guard.QueueInput{
+			{Action: "scale shop/api to 3\x1b[2K\rscale shop/api to 0", Reason: "r"},
+			{Action: "a", Reason: "fine\rreally fine"},
+			{Action: "restart \u202eipa/pohs", Reason: "r"},
+			{Action: "a", Reason: strings.Repeat("x", 3000)},
+		} {
+			in.Tool, in.Args = "scale_workload", scaleArgs
+			if _, err := e.gate.Queue(ctx, in); !errors.Is(err, guard.ErrBadRequest) {
+				t.Errorf("queue %q / %q: %v, want a bad request", in.Action, in.Reason, err)
+			}
+		}
+		p, err := e.gate.Pending(ctx)
+		must(t, err)
+		if len(p) != 0 {
+			t.Fatalf("refused tasks were stored: %+v", p)
+		}
+	})
+
 	t.Run("QueueReusesAssessment", func(t *testing.T) {
 		e, _ := setup(t, guard.Review, nil)
 		e.mem.Set(guard.Review, 0.7, "similar change failed on 2026-04-02")
