@@ -81,6 +81,12 @@ func (f *shepherdFlags) validate() error {
 	if strings.TrimSpace(f.clusterName) == "" {
 		return fmt.Errorf("--cluster-name must not be empty")
 	}
+	// It is part of every Cortex document id, which is capped at 512 bytes.
+	if len(f.clusterName) > 253 || strings.ContainsFunc(f.clusterName, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	}) {
+		return fmt.Errorf("--cluster-name: want at most 253 letters, digits, '-', '.' or '_', got %d bytes %.64q", len(f.clusterName), f.clusterName)
+	}
 	if f.dataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
 	}

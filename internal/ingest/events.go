@@ -6,11 +6,15 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -49,7 +53,7 @@ type EventIngester struct {
 	dropped int
 	wake    chan struct{}
 
-	sent, failed int
+	sent, failed, refused int
 }
 
 // NewEventIngester builds an ingester over an event informer.
@@ -125,14 +129,74 @@ func EventDocument(cluster string, ev *corev1.Event) cortex.Document {
 	if first.IsZero() {
 		first = ev.CreationTimestamp.Time
 	}
-	id := fmt.Sprintf("event:%s:%s:%s:%s", cluster, io.Namespace, obj, ev.Reason)
-	text := fmt.Sprintf("Warning %s on %s in namespace %s: %s (seen %d times)", ev.Reason, obj, io.Namespace, redact.String(ev.Message), count)
+	// Anything in an Event is whatever its writer sent; Cortex refuses a
+	// document with invalid UTF-8, a NUL, an id over cortex.MaxKeyBytes or
+	// text over 64 KiB, and one refused document must not stall the rest.
+	cluster, ns, reason := sanitize(cluster), sanitize(io.Namespace), sanitize(ev.Reason)
+	obj = sanitize(obj)
+	id := eventID(cluster, ns, obj, reason)
+	// Redact before the final clip, so a secret cut in half by it is still
+	// recognised; the first clip only bounds the cost of redacting.
+	msg := clip(redact.String(sanitize(clip(ev.Message, 4*maxMessageBytes))), maxMessageBytes)
+	ns, obj, reason = clip(ns, maxFieldBytes), clip(obj, maxFieldBytes), clip(reason, maxFieldBytes)
+	text := fmt.Sprintf("Warning %s on %s in namespace %s: %s (seen %d times)", reason, obj, ns, msg, count)
 	return cortex.Document{
 		ID: id, Collection: cortex.CollectionEvents, Text: text, Cluster: cluster,
 		CreatedAt: first, UpdatedAt: last,
-		Metadata: map[string]string{"kind": "event", "reason": ev.Reason, "object": obj, "namespace": io.Namespace,
+		Metadata: map[string]string{"kind": "event", "reason": reason, "object": obj, "namespace": ns,
 			"count": fmt.Sprint(count), "last_seen": last.UTC().Format(time.RFC3339)},
 	}
+}
+
+const (
+	// maxMessageBytes caps an event message in a document: enough for any
+	// useful kubelet or controller message, far below Cortex's 64 KiB.
+	maxMessageBytes = 4 << 10
+	// maxFieldBytes caps the reason, object and namespace in text and
+	// metadata (Cortex allows 8 KiB of metadata in all).
+	maxFieldBytes = 512
+	clipMarker    = " …[clipped]"
+)
+
+// eventID is the (cluster, namespace, object, reason) key. One too long for
+// Cortex keeps a readable prefix and ends in a hash of the whole key, so it
+// stays unique and the same problem still maps to the same document.
+func eventID(cluster, ns, obj, reason string) string {
+	id := fmt.Sprintf("event:%s:%s:%s:%s", cluster, ns, obj, reason)
+	if len(id) <= cortex.MaxKeyBytes {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	tail := "~" + hex.EncodeToString(sum[:16])
+	return cutUTF8(id, cortex.MaxKeyBytes-len(tail)) + tail
+}
+
+// sanitize makes s storable text: invalid UTF-8 and NUL bytes become U+FFFD.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// clip shortens s to at most n bytes, ending in clipMarker, without
+// splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return cutUTF8(s, n-len(clipMarker)) + clipMarker
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that does not
+// end inside a UTF-8 sequence.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Back up over at most one sequence; invalid bytes are cut anywhere.
+	for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n]
 }
 
 // enqueue keeps the newest version of each document; when the queue is
@@ -162,6 +226,13 @@ func (e *EventIngester) Stats() (sent, failed, dropped, pending int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sent, e.failed, e.dropped, len(e.order)
+}
+
+// Refused reports documents Cortex refused as invalid, which were dropped.
+func (e *EventIngester) Refused() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.refused
 }
 
 // Sweep re-sends every current Warning event (the floor under the watch).
@@ -203,7 +274,9 @@ func (e *EventIngester) Run(ctx context.Context) {
 }
 
 // flush sends everything pending in batches; it reports false when Cortex
-// failed, leaving the unsent documents queued.
+// failed, leaving the unsent documents queued. A document Cortex refuses as
+// invalid is dropped and logged: sending it again cannot succeed, and
+// retrying its batch forever would stop ingestion for good.
 func (e *EventIngester) flush(ctx context.Context) bool {
 	for {
 		e.mu.Lock()
@@ -212,38 +285,82 @@ func (e *EventIngester) flush(ctx context.Context) bool {
 			e.mu.Unlock()
 			return true
 		}
-		ids := append([]string(nil), e.order[:n]...)
 		docs := make([]cortex.Document, n)
-		for i, id := range ids {
+		for i, id := range e.order[:n] {
 			docs[i] = e.pending[id]
 		}
 		e.mu.Unlock()
 
-		cctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
-		_, err := e.sink.Ingest(cctx, cortex.IngestRequest{Collection: cortex.CollectionEvents, Documents: docs})
-		cancel()
+		done, refused, err := e.send(ctx, docs)
+		for _, r := range refused {
+			e.o.Log.Warn("cortex refused an event document; dropped", "id", r.doc.ID, "err", r.err)
+		}
 		e.mu.Lock()
+		e.forget(done)
+		e.forget(refused)
+		e.sent += len(done)
+		e.refused += len(refused)
 		if err != nil {
 			e.failed++
 			e.mu.Unlock()
 			e.o.Log.Warn("ingest events into cortex; will retry", "pending", len(e.order), "err", err)
 			return false
 		}
-		// Remove what was sent, unless it changed meanwhile (then the newer
-		// version stays queued).
-		for i, id := range ids {
-			if cur, ok := e.pending[id]; ok && cur.UpdatedAt.Equal(docs[i].UpdatedAt) && cur.Text == docs[i].Text {
-				delete(e.pending, id)
-			}
-		}
-		kept := e.order[:0]
-		for _, id := range e.order {
-			if _, ok := e.pending[id]; ok {
-				kept = append(kept, id)
-			}
-		}
-		e.order = kept
-		e.sent += n
 		e.mu.Unlock()
 	}
+}
+
+// outcome is one document's fate in send; err is why Cortex refused it.
+type outcome struct {
+	doc cortex.Document
+	err error
+}
+
+// send ingests docs, halving a batch Cortex refuses as invalid until the
+// refused documents stand alone, so k bad documents cost about k·log n
+// calls and the good ones still go in. It stops at the first other error
+// (Cortex down, a timeout), which it returns; what was not yet sent is in
+// neither list and stays queued.
+func (e *EventIngester) send(ctx context.Context, docs []cortex.Document) (done, refused []outcome, err error) {
+	cctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	_, err = e.sink.Ingest(cctx, cortex.IngestRequest{Collection: cortex.CollectionEvents, Documents: docs})
+	cancel()
+	switch {
+	case err == nil:
+		for _, d := range docs {
+			done = append(done, outcome{doc: d})
+		}
+		return done, nil, nil
+	case !errors.Is(err, cortex.ErrInvalid) || ctx.Err() != nil:
+		return nil, nil, err
+	case len(docs) == 1:
+		return nil, []outcome{{docs[0], err}}, nil
+	}
+	half := len(docs) / 2
+	done, refused, err = e.send(ctx, docs[:half])
+	if err != nil {
+		return done, refused, err
+	}
+	d2, r2, err := e.send(ctx, docs[half:])
+	return append(done, d2...), append(refused, r2...), err
+}
+
+// forget removes what was sent or refused from the queue, unless it changed
+// meanwhile (then the newer version stays queued). Callers hold e.mu.
+func (e *EventIngester) forget(sent []outcome) {
+	if len(sent) == 0 {
+		return
+	}
+	for _, o := range sent {
+		if cur, ok := e.pending[o.doc.ID]; ok && cur.UpdatedAt.Equal(o.doc.UpdatedAt) && cur.Text == o.doc.Text {
+			delete(e.pending, o.doc.ID)
+		}
+	}
+	kept := e.order[:0]
+	for _, id := range e.order {
+		if _, ok := e.pending[id]; ok {
+			kept = append(kept, id)
+		}
+	}
+	e.order = kept
 }

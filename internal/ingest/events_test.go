@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,5 +160,184 @@ func TestQueueIsBounded(t *testing.T) {
 	_, _, dropped, pending := e.Stats()
 	if dropped != 2 || pending != 3 || e.pending["4"].Text != "newer" {
 		t.Fatalf("dropped %d pending %d", dropped, pending)
+	}
+}
+
+func TestEventDocumentFitsCortex(t *testing.T) {
+	huge := strings.Repeat("volume ünmount failed\x00\xff ", 4000) // ~100 KiB, NUL and invalid UTF-8
+	long := strings.Repeat("x", 1000)
+	cases := []struct {
+		name string
+		ev   *corev1.Event
+	}{
+		{"huge message", warning("ingest", "immich-0", "FailedMount", huge, 1)},
+		{"long object name", warning("ingest", long, "BackOff", "Back-off restarting failed container", 1)},
+		{"long reason", warning("ingest", "immich-0", long, "odd controller", 1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := EventDocument("lab", c.ev)
+			if err := cortex.CheckDocument(d); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.ID) > cortex.MaxKeyBytes || len(d.Text) > 8<<10 {
+				t.Fatalf("id %d bytes, text %d bytes", len(d.ID), len(d.Text))
+			}
+			if again := EventDocument("lab", c.ev); again.ID != d.ID {
+				t.Fatalf("id is not deterministic: %q vs %q", d.ID, again.ID)
+			}
+		})
+	}
+	d := EventDocument("lab", cases[0].ev)
+	if !strings.Contains(d.Text, clipMarker) || !strings.Contains(d.Text, "volume ünmount failed\uFFFD\uFFFD") {
+		t.Fatalf("message not clipped and sanitised: %.200q", d.Text)
+	}
+	// Ids that are cut keep apart what differs only past the cut.
+	a := EventDocument("lab", warning("ingest", long+"a", "BackOff", "m", 1))
+	b := EventDocument("lab", warning("ingest", long+"b", "BackOff", "m", 1))
+	if a.ID == b.ID {
+		t.Fatalf("two objects share id %q", a.ID)
+	}
+	if short := EventDocument("lab", warning("ingest", "immich-0", "BackOff", "m", 1)); short.ID != "event:lab:ingest:pod/immich-0:BackOff" {
+		t.Fatalf("short id changed: %q", short.ID)
+	}
+}
+
+func TestOversizedEventsAreClippedAndLaterEventsArrive(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, err := cluster.NewClient(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := client.Kube
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ingest-poison"}}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := newCortex(t)
+	// The control plane is shared with the other tests: count only this
+	// namespace's documents.
+	rec := &recording{svc: svc, ns: "ingest-poison", ids: map[string]bool{}}
+	c := cluster.NewCache(client, nil)
+	ing, err := NewEventIngester(rec, c.EventInformer(), Options{Cluster: "lab", Retry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	go ing.Run(ctx)
+
+	create := func(e *corev1.Event) {
+		t.Helper()
+		e.GenerateName = "poison."
+		if _, err := kube.CoreV1().Events(e.Namespace).Create(ctx, e, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(warning("ingest-poison", "paperless-0", "FailedMount", "MountVolume.SetUp failed: "+strings.Repeat("stack frame ", 7000), 1)) // ~82 KiB
+	create(warning("ingest-poison", strings.Repeat("nextcloud-", 80), "BackOff", "Back-off restarting failed container", 1))
+	stored := func(n int) func() bool {
+		return func() bool { return rec.stored() == n }
+	}
+	eventually(t, "both oversized events in cortex", stored(2))
+	create(warning("ingest-poison", "mail-0", "Unhealthy", "Readiness probe failed: dovecot not answering", 1))
+	eventually(t, "a later event in cortex", stored(3))
+	res, err := svc.Query(ctx, cortex.QueryRequest{Query: "paperless MountVolume stack frame", TopK: 3, Collections: []string{cortex.CollectionEvents}})
+	if err != nil || len(res.Hits) == 0 || !strings.Contains(res.Hits[0].Text, clipMarker) {
+		t.Fatalf("clipped event not found: %v %+v", err, res.Hits)
+	}
+	if ing.Refused() != 0 {
+		t.Fatalf("refused %d documents", ing.Refused())
+	}
+}
+
+// recording passes documents to svc and counts the distinct ids of one
+// namespace that it accepted.
+type recording struct {
+	svc *cortex.Service
+	ns  string
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (r *recording) Ingest(ctx context.Context, req cortex.IngestRequest) (cortex.IngestResponse, error) {
+	resp, err := r.svc.Ingest(ctx, req)
+	if err == nil {
+		r.mu.Lock()
+		for _, d := range req.Documents {
+			if d.Metadata["namespace"] == r.ns {
+				r.ids[d.ID] = true
+			}
+		}
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (r *recording) stored() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids)
+}
+
+// refusing is a Cortex that refuses, as invalid, any batch holding one id,
+// the way a real one checks a batch whole before writing anything.
+type refusing struct {
+	svc *cortex.Service
+	id  string
+}
+
+func (r *refusing) Ingest(ctx context.Context, req cortex.IngestRequest) (cortex.IngestResponse, error) {
+	for _, d := range req.Documents {
+		if d.ID == r.id {
+			return cortex.IngestResponse{}, fmt.Errorf("%w: document %q is poison", cortex.ErrInvalid, d.ID)
+		}
+	}
+	return r.svc.Ingest(ctx, req)
+}
+
+func TestRefusedDocumentDoesNotBlockOthers(t *testing.T) {
+	ctx := context.Background()
+	svc := newCortex(t)
+	srv := httptest.NewServer(cortex.NewHandler(svc))
+	defer srv.Close()
+	remote, err := cortex.NewClient(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := EventDocument("lab", warning("ingest", "poison-0", "BackOff", "m", 1))
+	bad := EventDocument("lab", warning("ingest", "bad-0", "BackOff", "m", 1))
+	bad.Text = "NUL\x00 in text" // as if built elsewhere: the real Cortex refuses it
+	cases := []struct {
+		name string
+		sink Sink
+		bad  cortex.Document
+	}{
+		{"fake refusal in process", &refusing{svc: svc, id: poison.ID}, poison},
+		{"real refusal over HTTP", remote, bad},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := &EventIngester{sink: c.sink, pending: map[string]cortex.Document{}, wake: make(chan struct{}, 1),
+				o: Options{Cluster: "lab", QueueSize: 100, Batch: 4, Timeout: 10 * time.Second, Log: slog.New(slog.DiscardHandler)}}
+			for j := 0; j < 9; j++ {
+				if j == 5 {
+					e.enqueue(c.bad)
+				}
+				e.enqueue(EventDocument("lab", warning("ingest", fmt.Sprintf("case%d-pod-%d", i, j), "BackOff", "Back-off restarting", 1)))
+			}
+			if !e.flush(ctx) {
+				t.Fatal("flush reported a failure for a refused document")
+			}
+			sent, failed, _, pending := e.Stats()
+			if sent != 9 || failed != 0 || pending != 0 || e.Refused() != 1 {
+				t.Fatalf("sent %d failed %d pending %d refused %d", sent, failed, pending, e.Refused())
+			}
+			if n, _ := svc.Count(ctx, cortex.CollectionEvents); n != 9*(i+1) {
+				t.Fatalf("want %d documents, got %d", 9*(i+1), n)
+			}
+		})
 	}
 }
