@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -45,10 +46,14 @@ Ollama or an OpenAI-compatible embedder and a TEI reranker by flags.`,
 			if err != nil {
 				return fmt.Errorf("--auth-token-file: %w", err)
 			}
+			if _, _, err := net.SplitHostPort(listen); err != nil {
+				// Not the token's fault: say what is wrong with the address.
+				return fmt.Errorf("--listen %q: want host:port, e.g. 127.0.0.1:8090", listen)
+			}
 			if err := server.CheckListen(listen, token, insecure); err != nil {
 				return fmt.Errorf("refusing to serve Cortex on %s without a token: it holds the cluster's incident history and scores writes. Set --auth-token-file or SHEPHERD_CORTEX_TOKEN, listen on 127.0.0.1, or pass --insecure-no-auth", listen)
 			}
-			svc, err := cf.open(c.Context(), dataDir, "")
+			svc, err := cf.open(c.Context(), dataDir, "", log)
 			if err != nil {
 				return err
 			}
@@ -92,6 +97,11 @@ func ingestCmd() *cobra.Command {
 			if err := config.Resolve(c.Flags()); err != nil {
 				return err
 			}
+			if cortexURL != "" {
+				if err := cf.checkRemote(); err != nil {
+					return err
+				}
+			}
 			loaded, err := load(args[0], cluster)
 			if err != nil {
 				return err
@@ -111,7 +121,11 @@ func ingestCmd() *cobra.Command {
 				}
 				mem = cl
 			} else {
-				svc, err := cf.open(c.Context(), dataDir, cluster)
+				log, err := newLogger("warn")
+				if err != nil {
+					return err
+				}
+				svc, err := cf.open(c.Context(), dataDir, cluster, log)
 				if err != nil {
 					return err
 				}

@@ -387,6 +387,34 @@ func TestReadOnlyAndToolLists(t *testing.T) {
 	if _, isErr := call(t, s, "list_workloads", nil); isErr {
 		t.Error("enabled tool failed")
 	}
+
+	ro := startServe(t, "--read-only")
+	s = connect(t, &mcp.StreamableClientTransport{Endpoint: ro.base + "/mcp", HTTPClient: httpClient(testToken)})
+	res, err = s.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, tl := range res.Tools {
+		listed[tl.Name] = true
+		if tl.Annotations == nil || !tl.Annotations.ReadOnlyHint {
+			t.Errorf("--read-only lists %s, which is not read-only", tl.Name)
+		}
+	}
+	for _, n := range []string{"restart_workload", "scale_workload", "run_flux_op", "delete_crds", "queue_task", "approve_task"} {
+		if listed[n] {
+			t.Errorf("--read-only lists %s", n)
+		}
+	}
+	for _, n := range []string{"get_cluster_alerts", "list_workloads", "query_cortex", "assess_risk", "list_pending_tasks"} {
+		if !listed[n] {
+			t.Errorf("--read-only hides %s", n)
+		}
+	}
+	text, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "restart_workload", Arguments: map[string]any{"namespace": "immich", "name": "immich"}})
+	if err == nil && !text.IsError {
+		t.Error("restart_workload ran on a read-only server")
+	}
 }
 
 func TestRefusals(t *testing.T) {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -31,9 +33,11 @@ type cortexFlags struct {
 	rejectAt         float64
 	rrfK             int
 	denseWeight      float64
+	fs               *pflag.FlagSet // where they were registered, to ask which were set
 }
 
 func (c *cortexFlags) register(fs *pflag.FlagSet) {
+	c.fs = fs
 	fs.StringVar(&c.postgresDSNFile, "cortex-postgres-dsn-file", "", "file holding a PostgreSQL DSN for Cortex's documents, graph and (without Qdrant) vectors (or SHEPHERD_CORTEX_POSTGRES_DSN); default: one SQLite file in --data-dir")
 	fs.StringVar(&c.qdrantURL, "qdrant-url", "", "Qdrant gRPC address for Cortex's vectors, e.g. qdrant:6334")
 	fs.StringVar(&c.qdrantKeyFile, "qdrant-api-key-file", "", "file holding the Qdrant API key (or SHEPHERD_QDRANT_API_KEY)")
@@ -49,8 +53,34 @@ func (c *cortexFlags) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.denseWeight, "dense-weight", 0, "weight of dense results against BM25's 1 in fusion; 0: the embedder's choice (0.3 for lexical, else 1)")
 }
 
-// open builds the Cortex service these flags describe.
-func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string) (*cortex.Service, error) {
+// checkRemote refuses these flags next to --cortex-url: they configure an
+// in-process Cortex, so silently ignoring them would leave the operator
+// believing, say, that Qdrant or the reranker is in use.
+func (c *cortexFlags) checkRemote() error {
+	var set []string
+	c.fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed && isCortexFlag(f.Name) {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s configure an in-process Cortex and belong to the remote Cortex (shepherd cortex) when --cortex-url is set; remove them here", strings.Join(set, ", "))
+}
+
+func isCortexFlag(name string) bool {
+	switch name {
+	case "cortex-postgres-dsn-file", "qdrant-url", "qdrant-api-key-file", "qdrant-collection",
+		"reranker-url", "risk-review-at", "risk-reject-at", "rrf-k", "dense-weight":
+		return true
+	}
+	return strings.HasPrefix(name, "embedder")
+}
+
+// open builds the Cortex service these flags describe; log receives its
+// warnings (a failed dense search or rerank).
+func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string, log *slog.Logger) (*cortex.Service, error) {
 	if !(0 < c.reviewAt && c.reviewAt < c.rejectAt && c.rejectAt <= 1) {
 		return nil, fmt.Errorf("risk thresholds: want 0 < --risk-review-at < --risk-reject-at <= 1, got %g and %g", c.reviewAt, c.rejectAt)
 	}
@@ -75,17 +105,20 @@ func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string) (*corte
 		Embedder: c.embedder, EmbedderURL: c.embedderURL, EmbedderModel: c.embedderModel, EmbedderAPIKey: ekey,
 		RerankerURL: c.rerankerURL,
 		Options: cortex.Options{DefaultCluster: cluster, Thresholds: cortex.Thresholds{Review: c.reviewAt, Reject: c.rejectAt},
-			RRFK: c.rrfK, DenseWeight: c.denseWeight},
+			RRFK: c.rrfK, DenseWeight: c.denseWeight, Logger: log},
 	})
 }
 
 // openMemory connects to Cortex: remote with --cortex-url, else in process.
 func (f *shepherdFlags) openMemory(ctx context.Context, d *tools.Deps) (cortex.Memory, func(), error) {
 	if f.cortexURL != "" {
+		if err := f.cortex.checkRemote(); err != nil {
+			return nil, nil, err
+		}
 		c, err := remoteCortex(f.cortexURL, f.cortexTokenFile)
 		return c, func() {}, err
 	}
-	svc, err := f.cortex.open(ctx, f.dataDir, f.clusterName)
+	svc, err := f.cortex.open(ctx, f.dataDir, f.clusterName, d.Log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -60,6 +60,8 @@ func guardTools() []Tool {
 	}
 	for i := range tools {
 		tools[i].Needs = "gate"
+		n := tools[i].Name()
+		tools[i].ForWrites = n == "queue_task" || n == "approve_task"
 	}
 	return tools
 }

@@ -53,6 +53,9 @@ func (d *Deps) now() time.Time {
 type Tool struct {
 	Def   mcp.Tool
 	Write bool // changes something; hidden by --read-only
+	// ForWrites marks a tool that changes only the task queue, for a write
+	// to come; --read-only hides it too.
+	ForWrites bool
 	// Needs names a dependency without which the tool is not offered.
 	Needs string
 	add   func(s *mcp.Server, d *Deps)
@@ -176,7 +179,7 @@ func Select(all []Tool, readOnly bool, enable, disable []string) ([]Tool, error)
 	}
 	var out []Tool
 	for _, t := range all {
-		if readOnly && t.Write {
+		if readOnly && (t.Write || t.ForWrites) {
 			continue
 		}
 		if len(enable) > 0 && !slices.Contains(enable, t.Name()) {
