@@ -52,6 +52,11 @@ func (g *gateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by `shepherd tasks` (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
 }
 
+// orphanAfter is how long a task may execute on a shared queue before it
+// counts as interrupted: well above the longest write (delete_crds waits up
+// to a minute for CRDs to go; a Git push is seconds).
+const orphanAfter = 15 * time.Minute
+
 // openGate builds the gate over the task store and audit log in dataDir.
 func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps) (*guard.Gate, func(), error) {
 	if g.auditMaxMB < 0 || g.auditKeep < 1 {
@@ -97,11 +102,22 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 		return nil, nil, err
 	}
 	// Tasks left executing by a crash are marked interrupted, never re-run.
-	if n, err := gate.Recover(ctx, 0); err != nil {
-		d.Log.Warn("recover interrupted tasks", "err", err)
-	} else if n > 0 {
-		d.Log.Warn("tasks interrupted by a restart marked failed", "count", n)
+	// The file store belongs to this process alone, so whatever executes at
+	// start was interrupted. A PostgreSQL queue is shared by replicas: only
+	// a task executing far longer than any write takes is an orphan, and
+	// the check repeats, so a crashed replica's tasks are found later too.
+	recoverAfter := time.Duration(0)
+	if dsn != "" {
+		recoverAfter = orphanAfter
 	}
+	recoverTasks := func(ctx context.Context) {
+		if n, err := gate.Recover(ctx, recoverAfter); err != nil {
+			d.Log.Warn("recover interrupted tasks", "err", err)
+		} else if n > 0 {
+			d.Log.Warn("tasks interrupted by a restart marked failed", "count", n)
+		}
+	}
+	recoverTasks(ctx)
 	stop := make(chan struct{})
 	go func() {
 		t := time.NewTicker(time.Minute)
@@ -112,6 +128,9 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 				return
 			case <-t.C:
 				_ = gate.Sweep(context.Background())
+				if dsn != "" {
+					recoverTasks(context.Background())
+				}
 				if time.Now().Minute() == 0 {
 					_, _ = gate.Prune(context.Background(), 7*24*time.Hour)
 				}

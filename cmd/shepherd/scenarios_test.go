@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,4 +268,44 @@ func kubeExt(t *testing.T) apiextclient.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestAuditOneRecordPerCall: a write refused before the gate (bad
+// arguments) is audited as refused, and a call the gate audits itself is
+// not written twice.
+func TestAuditOneRecordPerCall(t *testing.T) {
+	p := startServe(t)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	if text, isErr := call(t, s, "scale_workload", map[string]any{"namespace": "immich", "name": "Not_A_Name", "replicas": 2}); !isErr {
+		t.Fatalf("bad name accepted: %s", text)
+	}
+	call(t, s, "assess_risk", map[string]any{"action": "restart immich", "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment"}})
+	call(t, s, "list_workloads", map[string]any{"namespace": "immich"})
+
+	b, err := os.ReadFile(filepath.Join(p.dataDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTool := map[string][]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		tool, _ := rec["tool"].(string)
+		byTool[tool] = append(byTool[tool], rec)
+	}
+	for tool, want := range map[string]string{"scale_workload": "refused", "assess_risk": "", "list_workloads": "allowed"} {
+		recs := byTool[tool]
+		if len(recs) != 1 {
+			t.Fatalf("%s: want one audit record, got %d:\n%s", tool, len(recs), b)
+		}
+		if want != "" && recs[0]["decision"] != want {
+			t.Errorf("%s: decision %v, want %s", tool, recs[0]["decision"], want)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(byTool["scale_workload"][0]["error"]), "Not_A_Name") {
+		t.Errorf("refusal does not say why: %v", byTool["scale_workload"][0])
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -258,4 +259,21 @@ func ClientFrom(ctx context.Context) string {
 		return s
 	}
 	return "unknown"
+}
+
+type auditMarkKey struct{}
+
+// WithAuditMark returns a context in which the gate notes each audit record
+// it writes for the call, and a func that reports whether it wrote one. The
+// tool layer uses it to audit what the gate never saw (a write refused for
+// bad arguments) without writing a second record for what it did see.
+func WithAuditMark(ctx context.Context) (context.Context, func() bool) {
+	var done atomic.Bool
+	return context.WithValue(ctx, auditMarkKey{}, &done), done.Load
+}
+
+func markAudited(ctx context.Context) {
+	if m, ok := ctx.Value(auditMarkKey{}).(*atomic.Bool); ok {
+		m.Store(true)
+	}
 }

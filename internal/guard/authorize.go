@@ -83,6 +83,7 @@ func (g *Gate) Authorize(ctx context.Context, tool string, args map[string]any) 
 			g.finishState(ctx, t.ID, StateFailed, "not executed: the audit log could not be written")
 			return Authorization{}, &RefusalError{Tool: tool, Reason: "the audit log cannot be written, so no write may run", Next: "tell the operator; authorization " + t.ID + " was withdrawn"}
 		}
+		markAudited(ctx)
 		return Authorization{TaskID: t.ID, Kind: t.Kind, CallID: callID, Tool: tool, Arguments: nargs, Action: t.Action, Started: now}, nil
 	}
 	return Authorization{}, g.refuse(ctx, callID, tool, nargs, key, nil)
@@ -365,9 +366,10 @@ func (g *Gate) reject(ctx context.Context, id, who string) (Task, error) {
 	return nt, nil
 }
 
-// Pending lists queued tasks waiting for a human, oldest first.
+// Pending lists queued tasks waiting for a human and approved ones not yet
+// run, oldest first.
 func (g *Gate) Pending(ctx context.Context) ([]Task, error) {
-	return g.List(ctx, Query{Kind: KindTask, States: []State{StatePending}})
+	return g.List(ctx, Query{Kind: KindTask, States: []State{StatePending, StateApproved}})
 }
 
 // List returns tasks after marking the overdue ones expired.

@@ -135,6 +135,9 @@ func crashChild(dir string, drain bool) error {
 			return err
 		}
 		for _, tk := range pending {
+			if tk.State != guard.StatePending {
+				continue
+			}
 			if _, err := g.Approve(ctx, tk.ID, "crash-test", guard.ChannelAdmin); err != nil {
 				return fmt.Errorf("approve %s: %w", tk.ID, err)
 			}

@@ -162,7 +162,11 @@ func (g *Gate) Record(ctx context.Context, rec AuditRecord) error {
 	if rec.Time.IsZero() {
 		rec.Time = g.now()
 	}
-	return g.o.Audit.Write(rec)
+	err := g.o.Audit.Write(rec)
+	if err == nil {
+		markAudited(ctx)
+	}
+	return err
 }
 
 // AssessInput is a proposed action. Facts are floors the caller computed
@@ -268,7 +272,7 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 		}
 	}
 
-	resp, err := g.risk(ctx, cortex.RiskRequest{Action: a.Action, Tool: a.Tool, Arguments: a.Arguments, Cluster: g.o.Cluster})
+	resp, err := g.risk(ctx, cortex.RiskRequest{Action: MaskText(a.Action), Tool: a.Tool, Arguments: MaskArgs(a.Arguments), Cluster: g.o.Cluster})
 	if err != nil {
 		// Fail closed: without history nobody can say a write is routine.
 		g.log.Warn("cortex risk unavailable; failing closed", "err", MaskText(err.Error()))
@@ -419,5 +423,7 @@ func (g *Gate) audit(ctx context.Context, rec AuditRecord) {
 	rec.Time = g.now()
 	if err := g.o.Audit.Write(rec); err != nil {
 		g.log.Error("audit log write failed", "tool", rec.Tool, "err", err)
+		return
 	}
+	markAudited(ctx)
 }

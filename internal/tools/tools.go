@@ -84,6 +84,7 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 		mcp.AddTool(s, &def, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 			start := time.Now()
 			ctx = guard.WithClient(ctx, clientIdentity(req))
+			ctx, audited := guard.WithAuditMark(ctx)
 			if !d.Cache.Synced() {
 				return errorResult("shepherd is still loading the cluster cache; try again in a few seconds"), nil, nil
 			}
@@ -98,8 +99,15 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 				text = err.Error()
 			}
 			text = redact.String(text)
-			if d.Gate != nil && !write { // writes are audited by the gate
-				rec := guard.AuditRecord{Tool: def.Name, Arguments: argsMap(in), Decision: guard.DecisionAllowed,
+			// The gate audits what it decides; record the rest, including a
+			// write refused before it reached the gate (bad arguments, a
+			// command or path outside the allowlist).
+			if d.Gate != nil && !audited() {
+				decision := guard.DecisionAllowed
+				if write && err != nil {
+					decision = guard.DecisionRefused
+				}
+				rec := guard.AuditRecord{Tool: def.Name, Arguments: argsMap(in), Decision: decision,
 					DurationMS: time.Since(start).Milliseconds(), Result: outcome}
 				if err != nil {
 					rec.Error = text

@@ -490,6 +490,21 @@ func RunGate(t *testing.T, backing Backing) {
 		if len(p) != 1 || p[0].ID != tk.ID || p[0].Args()["replicas"] == nil {
 			t.Fatalf("pending: %+v", p)
 		}
+		// Approved and not yet run: still listed, so the model knows it may
+		// call the tool; once run, gone.
+		_, err = e.gate.Approve(ctx, tk.ID, "alice", guard.ChannelChat)
+		must(t, err)
+		p, err = e.gate.Pending(ctx)
+		must(t, err)
+		if len(p) != 1 || p[0].State != guard.StateApproved {
+			t.Fatalf("approved task not listed: %+v", p)
+		}
+		auth, err := e.gate.Authorize(ctx, "scale_workload", scaleArgs)
+		must(t, err)
+		must(t, e.gate.Finish(ctx, auth, "scaled", nil))
+		if p, err = e.gate.Pending(ctx); err != nil || len(p) != 0 {
+			t.Fatalf("executed task still listed: %+v %v", p, err)
+		}
 	})
 
 	t.Run("DefaultsMakeOneCall", func(t *testing.T) {
