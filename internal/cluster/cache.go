@@ -25,6 +25,9 @@ var KustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.flu
 // ErrFluxMissing means the Flux Kustomization CRD is not installed.
 var ErrFluxMissing = errors.New("flux is not installed in this cluster: the Kustomization CRD (kustomize.toolkit.fluxcd.io/v1) was not found")
 
+// ErrFluxUnlisted means the Kustomization CRD exists but listing it failed.
+var ErrFluxUnlisted = errors.New("flux Kustomizations could not be listed")
+
 // Cache is the shared informer cache every observation tool reads from, so
 // that a tool call costs a map lookup, not a LIST against the API server.
 type Cache struct {
@@ -40,10 +43,13 @@ type Cache struct {
 	Deployments appslisters.DeploymentLister
 	StatefulSet appslisters.StatefulSetLister
 
-	mu     sync.RWMutex
-	flux   cache.GenericLister // nil until the Flux CRD is seen
-	synced bool
-	probe  *conversionProbe
+	mu      sync.RWMutex
+	flux    cache.GenericLister // nil until the Flux CRD is seen and listed
+	fluxErr error               // why Kustomizations exist but could not be listed
+	// fluxStop ends the Flux informer with the cache's context.
+	fluxStop context.CancelFunc
+	synced   bool
+	probe    *conversionProbe
 	// problems indexes the pods that have a problem, for alerts.
 	problems *podIndex
 }
@@ -105,7 +111,7 @@ func (c *Cache) Start(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("cache of events did not sync within %s", timeout)
 		}
 	}
-	c.startFlux(ctx)
+	c.startFlux(ctx, timeout)
 	c.probe.run(ctx)
 	go func() {
 		t := time.NewTicker(time.Minute)
@@ -115,7 +121,7 @@ func (c *Cache) Start(ctx context.Context, timeout time.Duration) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				c.startFlux(ctx)
+				c.startFlux(ctx, timeout)
 				c.probe.run(ctx)
 			}
 		}
@@ -133,7 +139,7 @@ func (c *Cache) Synced() bool {
 	return c.synced
 }
 
-func (c *Cache) startFlux(ctx context.Context) {
+func (c *Cache) startFlux(ctx context.Context, timeout time.Duration) {
 	c.mu.RLock()
 	started := c.flux != nil
 	c.mu.RUnlock()
@@ -144,23 +150,60 @@ func (c *Cache) startFlux(ctx context.Context) {
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			c.log.Warn("flux discovery failed", "err", err)
+		} else {
+			c.setFluxErr(nil)
 		}
 		return
 	}
+	// The CRD exists; listing it may still fail (RBAC without the Flux
+	// rule, a broken conversion webhook). Wait a bounded time, so that
+	// neither startup nor the retry loop hangs, and say why.
+	fctx, stop := context.WithCancel(ctx)
 	df := dynamicinformer.NewDynamicSharedInformerFactory(c.client.Dynamic, 0)
 	inf := df.ForResource(KustomizationGVR)
-	df.Start(ctx.Done())
-	df.WaitForCacheSync(ctx.Done())
+	var lastMu sync.Mutex
+	var last error
+	_ = inf.Informer().SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+		lastMu.Lock()
+		last = err
+		lastMu.Unlock()
+	})
+	df.Start(fctx.Done())
+	wait, cancel := context.WithTimeout(fctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(wait.Done(), inf.Informer().HasSynced) {
+		stop()
+		df.Shutdown()
+		lastMu.Lock()
+		why := ""
+		if last != nil {
+			why = ": " + last.Error()
+		}
+		lastMu.Unlock()
+		err := fmt.Errorf("%w within %s (shepherd needs list and watch on kustomizations.kustomize.toolkit.fluxcd.io)%s", ErrFluxUnlisted, timeout, why)
+		c.setFluxErr(err)
+		c.log.Warn("flux kustomizations not listable; retrying every minute", "err", err)
+		return
+	}
 	c.mu.Lock()
-	c.flux = inf.Lister()
+	c.flux, c.fluxErr, c.fluxStop = inf.Lister(), nil, stop
 	c.mu.Unlock()
 	c.log.Info("watching flux kustomizations")
+}
+
+func (c *Cache) setFluxErr(err error) {
+	c.mu.Lock()
+	c.fluxErr = err
+	c.mu.Unlock()
 }
 
 func (c *Cache) fluxLister() (cache.GenericLister, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.flux == nil {
+		if c.fluxErr != nil {
+			return nil, c.fluxErr
+		}
 		return nil, ErrFluxMissing
 	}
 	return c.flux, nil

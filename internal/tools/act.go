@@ -208,8 +208,11 @@ var fluxOp = writeHandler[fluxOpIn]{
 			return err
 		}
 		ks, err := d.Cache.Kustomizations(in.Namespace)
-		if errors.Is(err, cluster.ErrFluxMissing) {
+		if errors.Is(err, cluster.ErrFluxMissing) || errors.Is(err, cluster.ErrFluxUnlisted) {
 			return badArg("%s", err.Error())
+		}
+		if err != nil {
+			return err
 		}
 		for _, k := range ks {
 			if k.Name == in.Name {

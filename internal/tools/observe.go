@@ -257,7 +257,7 @@ func fluxStatus(ctx context.Context, d *Deps, in namespaceIn) (string, error) {
 		return "", err
 	}
 	ks, err := d.Cache.Kustomizations(in.Namespace)
-	if errors.Is(err, cluster.ErrFluxMissing) {
+	if errors.Is(err, cluster.ErrFluxMissing) || errors.Is(err, cluster.ErrFluxUnlisted) {
 		return "", badArg("%s", err.Error())
 	}
 	if err != nil {
