@@ -431,6 +431,9 @@ func TestRefusals(t *testing.T) {
 		{[]string{"serve"}, []string{"SHEPHERD_READ_ONLY=maybe"}, "SHEPHERD_READ_ONLY"},
 		{[]string{"serve", "--config", "/nonexistent.yaml"}, nil, "read config file"},
 		{[]string{"stdio", "--kubeconfig", "/nonexistent"}, nil, "load kubeconfig"},
+		{[]string{"stdio", "--kubeconfig", env.KubeconfigPath, "--approval", "out-of-band"}, nil, "stdio serves no admin API"},
+		{[]string{"serve", "--kubeconfig", env.KubeconfigPath, "--listen", "127.0.0.1:0"},
+			[]string{"SHEPHERD_AUTH_TOKEN=same-token-123", "SHEPHERD_ADMIN_TOKEN=same-token-123"}, "the admin token equals the MCP bearer token"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, append(c.args, "--data-dir", t.TempDir())...)
@@ -441,6 +444,9 @@ func TestRefusals(t *testing.T) {
 		}
 		if strings.Contains(string(out), "goroutine ") {
 			t.Errorf("%v: stack trace: %s", c.args, out)
+		}
+		if strings.Contains(string(out), "same-token-123") {
+			t.Errorf("%v: a token leaked into the error: %s", c.args, out)
 		}
 	}
 }

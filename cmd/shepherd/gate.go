@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"os"
@@ -141,10 +142,16 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 }
 
 // adminRoutes mounts the out-of-band approval API when a token is set.
-func (g *gateFlags) adminRoutes(gate *guard.Gate) (map[string]http.Handler, error) {
+// The admin token must differ from the MCP bearer token: whoever holds
+// that one (the chat client, and so the model's operator) must not be able
+// to approve.
+func (g *gateFlags) adminRoutes(gate *guard.Gate, bearer string) (map[string]http.Handler, error) {
 	token, err := config.ReadSecret(g.adminTokenFile, "SHEPHERD_ADMIN_TOKEN")
 	if err != nil {
 		return nil, fmt.Errorf("--admin-token-file: %w", err)
+	}
+	if token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(bearer)) == 1 {
+		return nil, fmt.Errorf("the admin token equals the MCP bearer token (--auth-token-file): any MCP client could then approve its own tasks; give the admin API a token of its own")
 	}
 	if token == "" {
 		if g.approval == guard.ApprovalOutOfBand {

@@ -19,6 +19,7 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/answer"
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
 	"github.com/cluster-shepherd/shepherd/internal/config"
+	"github.com/cluster-shepherd/shepherd/internal/guard"
 	"github.com/cluster-shepherd/shepherd/internal/server"
 	"github.com/cluster-shepherd/shepherd/internal/tools"
 )
@@ -40,7 +41,8 @@ type shepherdFlags struct {
 	cortex              cortexFlags
 	gate                gateFlags
 	outside             outsideFlags
-	http                bool // serving HTTP: the admin API can be mounted
+	http                bool   // serving HTTP: the admin API can be mounted
+	authToken           string // the MCP bearer token, which the admin token must differ from
 }
 
 func (f *shepherdFlags) register(fs *pflag.FlagSet) {
@@ -89,6 +91,12 @@ func (f *shepherdFlags) validate() error {
 	}
 	if f.dataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
+	}
+	// stdio runs no admin API, so with out-of-band approval only a shepherd
+	// serve sharing the queue can approve; with the per-process file queue
+	// nothing ever could.
+	if !f.http && f.gate.approval == guard.ApprovalOutOfBand && f.gate.queueDSNFile == "" && os.Getenv("SHEPHERD_QUEUE_DSN") == "" {
+		return fmt.Errorf("--approval=out-of-band: stdio serves no admin API, so nothing could approve its queued tasks; use --approval=chat, or share a PostgreSQL queue (--queue-dsn-file) with a shepherd serve whose admin API `shepherd tasks` reaches")
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -199,6 +207,7 @@ then the environment, then the file. The bearer token comes from
 			if err := server.CheckListen(listen, token, insecure); err != nil {
 				return err
 			}
+			f.authToken = token
 			ctx := cmd.Context()
 			a, err := f.build(ctx, false)
 			if err != nil {

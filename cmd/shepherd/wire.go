@@ -31,7 +31,7 @@ func (f *shepherdFlags) wireExtras(ctx context.Context, a *app, d *tools.Deps) e
 		return err
 	}
 	if f.http {
-		routes, err := f.gate.adminRoutes(gate)
+		routes, err := f.gate.adminRoutes(gate, f.authToken)
 		if err != nil {
 			return err
 		}

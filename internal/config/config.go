@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -104,7 +105,7 @@ func readFile(path string) (map[string]string, error) {
 		case []any:
 			parts := make([]string, len(t))
 			for i, x := range t {
-				parts[i] = fmt.Sprint(x)
+				parts[i] = scalar(x)
 			}
 			out[k] = strings.Join(parts, ",")
 		case map[string]any:
@@ -116,16 +117,25 @@ func readFile(path string) (map[string]string, error) {
 			sort.Strings(keys)
 			parts := make([]string, len(keys))
 			for i, mk := range keys {
-				parts[i] = mk + "=" + fmt.Sprint(t[mk])
+				parts[i] = mk + "=" + scalar(t[mk])
 			}
 			out[k] = strings.Join(parts, ",")
 		case nil:
 			out[k] = ""
 		default:
-			out[k] = fmt.Sprint(t)
+			out[k] = scalar(t)
 		}
 	}
 	return out, nil
+}
+
+// scalar renders a YAML scalar as a flag value. YAML numbers arrive as
+// float64, which %v would print as 1e+06; flags want 1000000.
+func scalar(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 // ReadSecret returns a secret from a file (trimmed), or from the named

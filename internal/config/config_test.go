@@ -88,3 +88,19 @@ func TestReadSecret(t *testing.T) {
 		t.Fatal("empty secret file accepted")
 	}
 }
+
+func TestLargeNumbersFromFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(file, []byte("max-response-bytes: 1048576\nratio: 0.25\n"), 0o600)
+	fs, _, max, _, _ := newFlags()
+	ratio := fs.Float64("ratio", 0, "")
+	if err := fs.Parse([]string{"--config", file}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Resolve(fs); err != nil {
+		t.Fatalf("a million from YAML: %v", err)
+	}
+	if *max != 1048576 || *ratio != 0.25 {
+		t.Fatalf("got %d and %g", *max, *ratio)
+	}
+}
