@@ -97,6 +97,15 @@ func TestRemoteCortexThroughTools(t *testing.T) {
 	if !strings.Contains(q, "migration") {
 		t.Fatalf("runbook not found: %s", q)
 	}
+	// The outcome came from another cluster; the answer says which.
+	if q, _ := call(t, s, "query_cortex", map[string]any{"query": "authentik outage database migration", "collections": []string{"chat_history"}}); !strings.Contains(q, "cluster feature-1]") {
+		t.Fatalf("hit from another cluster not labelled: %s", q)
+	}
+	// Cortex refusing the query is the caller's mistake, not an outage.
+	q, isErr := call(t, s, "query_cortex", map[string]any{"query": strings.Repeat("why ", 1500)})
+	if !isErr || !strings.Contains(q, "the limit is 4096") || strings.Contains(q, "unavailable") {
+		t.Fatalf("oversized query: want a short bad-argument error, got %v %s", isErr, q)
+	}
 }
 
 func TestCortexDownFailsClosed(t *testing.T) {

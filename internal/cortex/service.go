@@ -252,11 +252,14 @@ func (s *Service) write(ctx context.Context, docs []Document) error {
 		}
 		return nil
 	}
-	if err := s.docs.Upsert(ctx, docs); err != nil {
-		return unavailable("store %d documents: %w", len(docs), err)
-	}
+	// Vectors first: a vector without its document is never shown (load
+	// skips it), so a failure between the two writes leaves nothing a query
+	// can see, and the retry of the same idempotent batch completes it.
 	if err := s.vecs.UpsertVectors(ctx, items); err != nil {
-		return unavailable("store %d vectors (documents are stored; retry the ingest): %w", len(items), err)
+		return unavailable("store %d vectors: %w", len(items), err)
+	}
+	if err := s.docs.Upsert(ctx, docs); err != nil {
+		return unavailable("store %d documents (their vectors are stored but unused; retry the ingest): %w", len(docs), err)
 	}
 	return nil
 }

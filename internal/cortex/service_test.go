@@ -104,3 +104,78 @@ func TestIngestRefusesBadInputAndWritesNothing(t *testing.T) {
 		t.Fatalf("%d documents written by refused ingests", n)
 	}
 }
+
+// failingVectors and failingDocs fail their writes while fail is set.
+type failingVectors struct {
+	cortex.VectorIndex
+	fail bool
+}
+
+func (f *failingVectors) UpsertVectors(ctx context.Context, items []cortex.VectorItem) error {
+	if f.fail {
+		return errors.New("qdrant: connection refused")
+	}
+	return f.VectorIndex.UpsertVectors(ctx, items)
+}
+
+type failingDocs struct {
+	cortex.DocumentStore
+	fail bool
+}
+
+func (f *failingDocs) Upsert(ctx context.Context, docs []cortex.Document) error {
+	if f.fail {
+		return errors.New("postgres: connection refused")
+	}
+	return f.DocumentStore.Upsert(ctx, docs)
+}
+
+// TestSplitStoresLeaveNothingHalfVisible: with documents and vectors in two
+// stores (PostgreSQL and Qdrant), a failure of either write leaves nothing a
+// query can see, and retrying the same ingest completes it.
+func TestSplitStoresLeaveNothingHalfVisible(t *testing.T) {
+	ctx := context.Background()
+	open := func() *sqlite.Store {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	docStore, vecStore := open(), open()
+	docs, vecs := &failingDocs{DocumentStore: docStore}, &failingVectors{VectorIndex: vecStore}
+	s, err := cortex.NewService(cortex.Deps{Documents: docs, Vectors: vecs, Graph: docStore, Embedder: lexical.New(0)}, cortex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := cortex.IngestRequest{Collection: cortex.CollectionDocs, Documents: []cortex.Document{
+		{ID: "runbook:paperless", Text: "Paperless OCR queue stuck: restart the consumer after the redis pod is ready"}}}
+	visible := func() int {
+		t.Helper()
+		res, err := s.Query(ctx, cortex.QueryRequest{Query: "paperless OCR queue stuck consumer", TopK: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Hits)
+	}
+	for _, c := range []struct {
+		name       string
+		docs, vecs bool
+	}{{"vector store down", false, true}, {"document store down", true, false}} {
+		docs.fail, vecs.fail = c.docs, c.vecs
+		if _, err := s.Ingest(ctx, req); !errors.Is(err, cortex.ErrUnavailable) {
+			t.Fatalf("%s: ingest %v, want unavailable", c.name, err)
+		}
+		if n := visible(); n != 0 {
+			t.Fatalf("%s: a failed ingest is visible (%d hits)", c.name, n)
+		}
+	}
+	docs.fail, vecs.fail = false, false
+	if _, err := s.Ingest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if n := visible(); n != 1 {
+		t.Fatalf("after the retry: %d hits, want 1", n)
+	}
+}

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -46,6 +47,9 @@ func queryCortex(ctx context.Context, d *Deps, in queryIn) (string, error) {
 		}
 	}
 	res, err := d.Memory.Query(ctx, cortex.QueryRequest{Query: in.Query, TopK: in.TopK, Collections: in.Collections})
+	if errors.Is(err, cortex.ErrInvalid) {
+		return "", badArg("%s", err.Error())
+	}
 	if err != nil {
 		return "", fmt.Errorf("query_cortex: cortex unavailable: %w", err)
 	}
@@ -56,7 +60,12 @@ func queryCortex(ctx context.Context, d *Deps, in queryIn) (string, error) {
 		if src == "" {
 			src = h.Collection + "/" + h.ID
 		}
-		a.Linef("%d. [%s %.3f] %s: %s", i+1, h.Collection, h.Score, src, answer.Clip(h.Text, 300))
+		where := ""
+		if h.Cluster != "" && h.Cluster != d.Cluster {
+			// A shared Cortex remembers other clusters too: say so.
+			where = " cluster " + h.Cluster
+		}
+		a.Linef("%d. [%s %.3f%s] %s: %s", i+1, h.Collection, h.Score, where, src, answer.Clip(h.Text, 300))
 	}
 	if res.MergedContext != "" {
 		a.Line("merged_context:")
