@@ -478,3 +478,24 @@ func TestWithoutFlux(t *testing.T) {
 		t.Errorf("list_workloads without Flux: %s", wl)
 	}
 }
+
+// TestIdleSessionsClose: a Streamable HTTP session nobody uses for
+// --session-idle-timeout is closed, so vanished clients do not pile up; the
+// client's next call fails and a new session works.
+func TestIdleSessionsClose(t *testing.T) {
+	p := startServe(t, "--session-idle-timeout", "1s")
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken), MaxRetries: -1})
+	if text, isErr := call(t, s, "list_workloads", map[string]any{"namespace": "immich"}); isErr {
+		t.Fatalf("first call: %s", text)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "list_workloads", Arguments: map[string]any{"namespace": "immich"}}); err == nil {
+		t.Fatal("a session idle past the timeout still answered")
+	}
+	s2 := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	if text, isErr := call(t, s2, "list_workloads", map[string]any{"namespace": "immich"}); isErr {
+		t.Fatalf("new session: %s", text)
+	}
+}

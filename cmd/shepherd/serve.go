@@ -185,6 +185,7 @@ func serveCmd() *cobra.Command {
 	f := shepherdFlags{http: true}
 	var listen, tokenFile string
 	var insecure bool
+	var idle time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the MCP tools over HTTP: Streamable HTTP at /mcp, legacy SSE at /sse",
@@ -207,6 +208,9 @@ then the environment, then the file. The bearer token comes from
 			if err := server.CheckListen(listen, token, insecure); err != nil {
 				return err
 			}
+			if idle < 0 {
+				return fmt.Errorf("--session-idle-timeout must not be negative (0 keeps sessions forever)")
+			}
 			f.authToken = token
 			ctx := cmd.Context()
 			a, err := f.build(ctx, false)
@@ -216,7 +220,7 @@ then the environment, then the file. The bearer token comes from
 			defer a.close()
 			h := server.Handler(a.server, server.Options{
 				Listen: listen, Token: token, InsecureNoAuth: insecure,
-				Ready: a.cache.Synced, Gatherer: a.reg, Log: a.log, Extra: a.extraRoutes(),
+				Ready: a.cache.Synced, Gatherer: a.reg, Log: a.log, Extra: a.extraRoutes(), SessionIdleTimeout: idle,
 			})
 			return server.Serve(ctx, h, server.Options{Listen: listen, Token: token, InsecureNoAuth: insecure, Log: a.log}, nil)
 		},
@@ -225,6 +229,7 @@ then the environment, then the file. The bearer token comes from
 	f.register(fs)
 	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
 	fs.StringVar(&tokenFile, "auth-token-file", "", "file holding the bearer token clients must send (or set SHEPHERD_AUTH_TOKEN)")
+	fs.DurationVar(&idle, "session-idle-timeout", time.Hour, "close Streamable HTTP sessions idle this long (clients start a new one); 0: never")
 	fs.BoolVar(&insecure, "insecure-no-auth", false, "allow a non-loopback --listen without a bearer token (only behind an authenticating proxy)")
 	return cmd
 }

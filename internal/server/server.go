@@ -30,6 +30,10 @@ type Options struct {
 	// Extra routes (the admin API, say) mounted beside the MCP endpoints;
 	// they bring their own auth.
 	Extra map[string]http.Handler
+	// SessionIdleTimeout closes Streamable HTTP sessions that sent nothing
+	// for this long, so clients that vanish without a DELETE do not pile up;
+	// a client then gets 404 and starts a new session. 0 keeps them forever.
+	SessionIdleTimeout time.Duration
 }
 
 // CheckListen refuses to serve without a token on an address other hosts
@@ -59,7 +63,7 @@ func IsLoopback(host string) bool {
 func Handler(s *mcp.Server, o Options) http.Handler {
 	get := func(*http.Request) *mcp.Server { return s }
 	mux := http.NewServeMux()
-	streamable := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Logger: o.Log})
+	streamable := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Logger: o.Log, SessionTimeout: o.SessionIdleTimeout})
 	sse := mcp.NewSSEHandler(get, nil)
 	mux.Handle("/mcp", bearer(o.Token, streamable))
 	mux.Handle("/mcp/", bearer(o.Token, streamable))
