@@ -24,7 +24,14 @@ func startCortex(t *testing.T, token string) string {
 	t.Helper()
 	tf := filepath.Join(t.TempDir(), "ctoken")
 	os.WriteFile(tf, []byte(token), 0o600)
-	cmd := exec.Command(bin, "cortex", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--auth-token-file", tf)
+	return runCortex(t, nil, "--auth-token-file", tf)
+}
+
+// runCortex runs `shepherd cortex` on a random loopback port with extra
+// flags, copies its stderr into log when given, and returns its URL.
+func runCortex(t *testing.T, log *syncLog, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"cortex", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, extra...)...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -35,6 +42,9 @@ func startCortex(t *testing.T, token string) string {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			if log != nil {
+				log.add(sc.Text())
+			}
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "serving MCP" {
 				addr <- rec["addr"].(string)
@@ -45,6 +55,9 @@ func startCortex(t *testing.T, token string) string {
 	case a := <-addr:
 		return "http://" + a
 	case <-time.After(30 * time.Second):
+		if log != nil {
+			t.Fatalf("cortex did not start:\n%s", log.String())
+		}
 		t.Fatal("cortex did not start")
 	}
 	return ""

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -67,32 +64,8 @@ func TestCortexWarningsReachTheLog(t *testing.T) {
 	deadReranker := closedURL(t)
 
 	t.Run("shepherd cortex", func(t *testing.T) {
-		cmd := exec.Command(bin, "cortex", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--reranker-url", deadReranker)
-		pr, pw := io.Pipe()
-		cmd.Stderr = pw
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); pw.Close() })
 		var log syncLog
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				log.add(sc.Text())
-				var rec map[string]any
-				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "serving MCP" {
-					addr <- rec["addr"].(string)
-				}
-			}
-		}()
-		var url string
-		select {
-		case a := <-addr:
-			url = "http://" + a
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cortex did not start:\n%s", log.String())
-		}
+		url := runCortex(t, &log, "--reranker-url", deadReranker)
 		if out, err := exec.Command(bin, "ingest", "docs", writeRunbooks(t), "--cortex-url", url).CombinedOutput(); err != nil {
 			t.Fatalf("ingest: %v %s", err, out)
 		}

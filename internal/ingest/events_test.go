@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
@@ -73,18 +74,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestEventsReachCortexDedupedAndSurviveOutage(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// clientWithNamespace connects to the test control plane and creates ns.
+func clientWithNamespace(t *testing.T, ctx context.Context, ns string) (*cluster.Client, kubernetes.Interface) {
+	t.Helper()
 	client, err := cluster.NewClient(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube := client.Kube
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ingest"}}
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	if _, err := client.Kube.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return client, client.Kube
+}
+
+func TestEventsReachCortexDedupedAndSurviveOutage(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, kube := clientWithNamespace(t, ctx, "ingest")
 	svc := newCortex(t)
 	sink := &outage{svc: svc}
 	c := cluster.NewCache(client, nil)
@@ -206,15 +213,7 @@ func TestEventDocumentFitsCortex(t *testing.T) {
 func TestOversizedEventsAreClippedAndLaterEventsArrive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	client, err := cluster.NewClient(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube := client.Kube
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ingest-poison"}}
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	client, kube := clientWithNamespace(t, ctx, "ingest-poison")
 	svc := newCortex(t)
 	// The control plane is shared with the other tests: count only this
 	// namespace's documents.
