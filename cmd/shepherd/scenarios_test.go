@@ -309,3 +309,29 @@ func TestAuditOneRecordPerCall(t *testing.T) {
 		t.Errorf("refusal does not say why: %v", byTool["scale_workload"][0])
 	}
 }
+
+// TestLargeChangeKeepsTheVerdict: a GitOps change with a large file is
+// assessed, queued and listed with its content shortened, so the answer
+// stays whole JSON under the cap and the recommendation is never cut off.
+func TestLargeChangeKeepsTheVerdict(t *testing.T) {
+	p := startServe(t, "--max-response-bytes", "4096")
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	content := strings.Repeat("# keep the mail stack pinned to the tested release\n", 600) // ~30 KiB
+	args := map[string]any{"operation": "update", "file_path": "clusters/home/mail.yaml", "content": content, "commit_message": "pin mail"}
+	text, isErr := call(t, s, "assess_risk", map[string]any{"action": "pin the mail stack in git", "tool": "gitops_change", "arguments": args})
+	if isErr {
+		t.Fatalf("assess: %s", text)
+	}
+	if rec := jsonField(t, text, "recommendation"); rec == nil || jsonField(t, text, "next_step") == nil || len(text) > 4096 {
+		t.Fatalf("verdict cut off (%d bytes): %.300s", len(text), text)
+	}
+	q, isErr := call(t, s, "queue_task", map[string]any{"action": "pin the mail stack in git", "reason": "upstream broke IMAP", "tool": "gitops_change", "arguments": args})
+	if isErr {
+		t.Fatalf("queue: %s", q)
+	}
+	id, _ := jsonField(t, q, "task_id").(string)
+	list, _ := call(t, s, "list_pending_tasks", map[string]any{})
+	if !strings.Contains(list, id) || !strings.Contains(list, "bytes in all") || len(list) > 4096 {
+		t.Fatalf("pending list (%d bytes) lacks the task or its shortened content: %.500s", len(list), list)
+	}
+}

@@ -81,6 +81,7 @@ func assessRisk(ctx context.Context, d *Deps, in assessIn) (string, error) {
 	if err != nil {
 		return "", guardErr("assess_risk", err)
 	}
+	a.Arguments = compactArgs(a.Arguments)
 	return renderJSON(d, a)
 }
 
@@ -138,8 +139,8 @@ func approveTask(ctx context.Context, d *Deps, in idIn) (string, error) {
 	if err != nil {
 		return "", guardErr("approve_task", err)
 	}
-	return renderJSON(d, map[string]any{"task_id": t.ID, "state": t.State, "tool": t.Tool, "arguments": t.Arguments, "action": t.Action,
-		"next_step": "call " + t.Tool + " with exactly these arguments; the approval is good for one execution"})
+	return renderJSON(d, map[string]any{"task_id": t.ID, "state": t.State, "tool": t.Tool, "arguments": compactArgs(t.Args()), "action": t.Action,
+		"next_step": "call " + t.Tool + " with exactly these arguments (long values are shortened here: send them as you queued them); the approval is good for one execution"})
 }
 
 func listPending(ctx context.Context, d *Deps, _ noArgs) (string, error) {
@@ -151,7 +152,8 @@ func listPending(ctx context.Context, d *Deps, _ noArgs) (string, error) {
 	a.Linef("%d tasks pending or approved", len(ts))
 	for _, t := range ts {
 		t = guard.MaskedTask(t)
-		a.Linef("%s %s %s %s %s risk=%.2f: %s", t.ID, t.State, t.Tool, string(t.Arguments), t.Recommendation, t.Score, answer.Clip(t.Action, 200))
+		args, _ := json.Marshal(compactArgs(t.Args()))
+		a.Linef("%s %s %s %s %s risk=%.2f: %s", t.ID, t.State, t.Tool, args, t.Recommendation, t.Score, answer.Clip(t.Action, 200))
 	}
 	return a.String("tasks", ""), nil
 }
@@ -165,6 +167,26 @@ func guardErr(tool string, err error) error {
 		return &userError{err.Error()}
 	}
 	return fmt.Errorf("%s: %w", tool, err)
+}
+
+// maxArgEcho bounds a string argument echoed back to the model. A GitOps
+// file's content can be 64 KiB: the model wrote it and need not read it
+// back, and in full it would push the recommendation out of the answer.
+const maxArgEcho = 200
+
+// compactArgs returns args with long strings shortened and their size noted.
+func compactArgs(args map[string]any) map[string]any {
+	if args == nil {
+		return nil
+	}
+	out := make(map[string]any, len(args))
+	for k, v := range args {
+		if s, ok := v.(string); ok && len(s) > maxArgEcho {
+			v = fmt.Sprintf("%s (%d bytes in all)", answer.Clip(s, maxArgEcho), len(s))
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func renderJSON(d *Deps, v any) (string, error) {
