@@ -76,7 +76,7 @@ func TestDeploymentSpec(t *testing.T) {
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)
 	}
-	if c.Image != "ghcr.io/cluster-shepherd/shepherd:latest" {
+	if c.Image != "shepherd:latest" {
 		t.Errorf("image %q", c.Image)
 	}
 	var podNS *corev1.EnvVar
