@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/cluster-shepherd/shepherd/internal/config"
@@ -53,13 +54,33 @@ func (g *gateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by `shepherd tasks` (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
 }
 
+// auditMetrics counts audit records by tool and decision, and records that
+// could not be written (each of which refused a write): what an operator
+// alerts on.
+func auditMetrics(reg prometheus.Registerer) guard.AuditOption {
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shepherd_audit_records_total", Help: "Audit records written, by tool and decision (allowed, authorized, refused, executed).",
+	}, []string{"tool", "decision"})
+	failures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shepherd_audit_write_failures_total", Help: "Audit records that could not be written; a write tool refuses to run then.",
+	})
+	reg.MustRegister(records, failures)
+	return guard.ObserveAudit(func(rec guard.AuditRecord, err error) {
+		if err != nil {
+			failures.Inc()
+			return
+		}
+		records.WithLabelValues(rec.Tool, rec.Decision).Inc()
+	})
+}
+
 // orphanAfter is how long a task may execute on a shared queue before it
 // counts as interrupted: well above the longest write (delete_crds waits up
 // to a minute for CRDs to go; a Git push is seconds).
 const orphanAfter = 15 * time.Minute
 
 // openGate builds the gate over the task store and audit log in dataDir.
-func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps) (*guard.Gate, func(), error) {
+func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps, reg prometheus.Registerer) (*guard.Gate, func(), error) {
 	if g.auditMaxMB < 0 || g.auditKeep < 1 {
 		return nil, nil, fmt.Errorf("audit log: want --audit-max-mb >= 0 and --audit-keep >= 1, got %d and %d", g.auditMaxMB, g.auditKeep)
 	}
@@ -82,7 +103,7 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 		}
 		store = fs
 	}
-	var rot []guard.AuditOption
+	rot := []guard.AuditOption{auditMetrics(reg)}
 	if g.auditMaxMB > 0 {
 		rot = append(rot, guard.RotateAudit(int64(g.auditMaxMB)<<20, g.auditKeep))
 	}

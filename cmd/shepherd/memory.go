@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/cluster-shepherd/shepherd/internal/config"
@@ -155,6 +156,34 @@ func (a *app) startIngest(ctx context.Context, mem cortex.Memory, cluster string
 	if err != nil {
 		return err
 	}
+	a.reg.MustRegister(ingestCollector{ing})
 	go ing.Run(ctx)
 	return nil
+}
+
+// ingestCollector exposes the event ingester's counters: a growing pending
+// queue or failures mean Cortex is not getting the cluster's history.
+type ingestCollector struct{ ing *ingest.EventIngester }
+
+var (
+	ingestSent    = prometheus.NewDesc("shepherd_ingest_events_sent_total", "Warning-event documents Cortex accepted.", nil, nil)
+	ingestFailed  = prometheus.NewDesc("shepherd_ingest_failures_total", "Ingest batches that failed (Cortex down or slow); they are retried.", nil, nil)
+	ingestDropped = prometheus.NewDesc("shepherd_ingest_events_dropped_total", "Event documents dropped because the local queue was full.", nil, nil)
+	ingestRefused = prometheus.NewDesc("shepherd_ingest_events_refused_total", "Event documents Cortex refused as invalid; dropped.", nil, nil)
+	ingestPending = prometheus.NewDesc("shepherd_ingest_events_pending", "Event documents queued for Cortex.", nil, nil)
+)
+
+func (c ingestCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{ingestSent, ingestFailed, ingestDropped, ingestRefused, ingestPending} {
+		ch <- d
+	}
+}
+
+func (c ingestCollector) Collect(ch chan<- prometheus.Metric) {
+	sent, failed, dropped, pending := c.ing.Stats()
+	ch <- prometheus.MustNewConstMetric(ingestSent, prometheus.CounterValue, float64(sent))
+	ch <- prometheus.MustNewConstMetric(ingestFailed, prometheus.CounterValue, float64(failed))
+	ch <- prometheus.MustNewConstMetric(ingestDropped, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(ingestRefused, prometheus.CounterValue, float64(c.ing.Refused()))
+	ch <- prometheus.MustNewConstMetric(ingestPending, prometheus.GaugeValue, float64(pending))
 }

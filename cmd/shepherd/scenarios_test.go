@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -307,6 +309,20 @@ func TestAuditOneRecordPerCall(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(byTool["scale_workload"][0]["error"]), "Not_A_Name") {
 		t.Errorf("refusal does not say why: %v", byTool["scale_workload"][0])
+	}
+	// The same counts reach Prometheus, beside the ingester's.
+	resp, err := http.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`shepherd_audit_records_total{decision="refused",tool="scale_workload"} 1`,
+		`shepherd_audit_records_total{decision="allowed",tool="list_workloads"} 1`, "shepherd_audit_write_failures_total 0",
+		"shepherd_ingest_events_sent_total ", "shepherd_ingest_events_pending "} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 

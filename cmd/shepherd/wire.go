@@ -18,7 +18,7 @@ func (f *shepherdFlags) wireExtras(ctx context.Context, a *app, d *tools.Deps) e
 	if err := a.startIngest(ctx, mem, f.clusterName); err != nil {
 		return err
 	}
-	gate, closeGate, err := f.gate.openGate(ctx, f.dataDir, f.clusterName, mem, d)
+	gate, closeGate, err := f.gate.openGate(ctx, f.dataDir, f.clusterName, mem, d, a.reg)
 	if err != nil {
 		return err
 	}

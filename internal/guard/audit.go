@@ -51,6 +51,7 @@ type AuditLog struct {
 	size     int64
 	maxBytes int64
 	keep     int
+	observe  func(rec AuditRecord, err error)
 }
 
 // AuditOption configures OpenAuditLog.
@@ -59,6 +60,12 @@ type AuditOption func(*AuditLog)
 // RotateAudit turns rotation on: files of at most maxBytes, keep old ones.
 func RotateAudit(maxBytes int64, keep int) AuditOption {
 	return func(a *AuditLog) { a.maxBytes, a.keep = maxBytes, max(1, keep) }
+}
+
+// ObserveAudit calls fn after each Write with the record (secrets masked)
+// and its error, for metrics. fn must be quick and must not block.
+func ObserveAudit(fn func(rec AuditRecord, err error)) AuditOption {
+	return func(a *AuditLog) { a.observe = fn }
 }
 
 // OpenAuditLog opens (creating if needed) path for appending.
@@ -119,9 +126,12 @@ func (a *AuditLog) rotate() error {
 
 // Write appends one record with secrets masked. An error means the record is
 // not durable; callers must then refuse a write.
-func (a *AuditLog) Write(rec AuditRecord) error {
+func (a *AuditLog) Write(rec AuditRecord) (err error) {
 	if a == nil {
 		return fmt.Errorf("audit log is not configured")
+	}
+	if a.observe != nil {
+		defer func() { a.observe(rec, err) }()
 	}
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
