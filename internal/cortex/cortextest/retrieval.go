@@ -2,6 +2,7 @@ package cortextest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,19 +11,42 @@ import (
 	"github.com/cluster-shepherd/shepherd/internal/cortex/lexical"
 )
 
+// Pipeline is what a RetrievalSuite embeds and reranks with. Each function
+// is called once per subtest (so a stand-in server may live as long as the
+// subtest); a nil Embedder is the built-in lexical one, a nil Reranker means
+// no rerank step.
+type Pipeline struct {
+	Embedder func(t *testing.T) cortex.Embedder
+	Reranker func(t *testing.T) cortex.Reranker
+}
+
 // RetrievalSuite runs a cortex.Service (lexical embedder, no reranker) over
 // the backend's stores, all three required, and checks what a user sees:
 // hybrid hits, the merged context's order, and the risk example of the
 // issue. Call it like StoreSuite.
 func RetrievalSuite(t *testing.T, newStores NewStores) {
+	RetrievalSuiteWith(t, newStores, Pipeline{})
+}
+
+// RetrievalSuiteWith is RetrievalSuite with another embedder and optionally
+// a reranker: the same assertions hold for every pipeline, and with a
+// reranker every hit must also carry its "rerank" mark, in the reranker's
+// order.
+func RetrievalSuiteWith(t *testing.T, newStores NewStores, p Pipeline) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	service := func(t *testing.T) *cortex.Service {
 		d, v, g := newStores(t)
 		if d == nil || v == nil || g == nil {
 			t.Skip("backend lacks a store the Service needs")
 		}
-		s, err := cortex.NewService(cortex.Deps{Documents: d, Vectors: v, Graph: g, Embedder: lexical.New(0)},
-			cortex.Options{Clock: func() time.Time { return now }})
+		deps := cortex.Deps{Documents: d, Vectors: v, Graph: g, Embedder: lexical.New(0)}
+		if p.Embedder != nil {
+			deps.Embedder = p.Embedder(t)
+		}
+		if p.Reranker != nil {
+			deps.Reranker = p.Reranker(t)
+		}
+		s, err := cortex.NewService(deps, cortex.Options{Clock: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,12 +72,33 @@ func RetrievalSuite(t *testing.T, newStores NewStores) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(q.Hits) < 2 || len(q.Warnings) != 0 {
+		if len(q.Hits) < 3 || len(q.Warnings) != 0 {
 			t.Fatalf("hits %+v warnings %v", q.Hits, q.Warnings)
 		}
-		both := false
+		// The two crash-looping api events come first, in whatever order the
+		// pipeline prefers, and the CrashLoopBackOff runbook is among the
+		// hits. Fusion may rank the manifest (its "apiVersion" shares "api")
+		// above the runbook; a reranker reads the texts, so with one the
+		// runbook is third.
+		var ids []string
 		for _, h := range q.Hits {
-			both = both || len(h.Matched) == 2
+			ids = append(ids, h.ID)
+		}
+		if top := slices.Sorted(slices.Values(ids[:2])); !slices.Equal(top, []string{"ev1", "ev2"}) || !slices.Contains(ids, "rb1") {
+			t.Fatalf("hits %v, want ev1 and ev2 first and rb1 among them: %+v", ids, q.Hits)
+		}
+		if p.Reranker != nil && ids[2] != "rb1" {
+			t.Fatalf("reranked hits %v, want rb1 third: %+v", ids, q.Hits)
+		}
+		both := false
+		for i, h := range q.Hits {
+			both = both || foundBy(h, "bm25") && foundBy(h, "dense")
+			if reranked := slices.Contains(h.Matched, "rerank"); reranked != (p.Reranker != nil) {
+				t.Fatalf("hit %s matched %v: rerank mark %v with reranker %v", h.ID, h.Matched, reranked, p.Reranker != nil)
+			}
+			if p.Reranker != nil && i > 0 && h.Score > q.Hits[i-1].Score {
+				t.Fatalf("hits not in the reranker's order: %+v", q.Hits)
+			}
 		}
 		if !both {
 			t.Fatalf("no hit found by both retrievers: %+v", q.Hits)
@@ -85,4 +130,10 @@ func RetrievalSuite(t *testing.T, newStores NewStores) {
 			t.Fatalf("immich: %+v, %v", r, err)
 		}
 	})
+}
+
+// foundBy reports whether retriever ("bm25", "dense") found h; Matched holds
+// marks like "bm25#1" and, after a rerank step, "rerank".
+func foundBy(h cortex.Hit, retriever string) bool {
+	return slices.ContainsFunc(h.Matched, func(m string) bool { return strings.HasPrefix(m, retriever+"#") })
 }

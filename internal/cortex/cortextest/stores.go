@@ -16,7 +16,9 @@
 // A VectorIndex-only backend (Qdrant) passes nil for the other two and
 // gets only the vector tests; likewise a nil VectorIndex skips them.
 // RetrievalSuite runs the whole Service (hybrid retrieval, merged context,
-// risk) over the given stores with the built-in lexical embedder.
+// risk) over the given stores with the built-in lexical embedder;
+// RetrievalSuiteWith runs the same checks with another embedder and an
+// optional reranker (see Pipeline).
 package cortextest
 
 import (

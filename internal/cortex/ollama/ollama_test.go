@@ -7,9 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest/sqlitetest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/lexical"
 )
 
 // standIn follows Ollama's documented POST /api/embed: {"model", "input"}
@@ -18,6 +24,8 @@ type standIn struct {
 	mu     sync.Mutex
 	inputs []string
 	calls  int
+	// vector is the "model"; nil gives [len(input), 1, 0.5].
+	vector func(input string) []float32
 }
 
 func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,6 +65,10 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	var embs [][]float32
 	for _, in := range inputs {
+		if s.vector != nil {
+			embs = append(embs, s.vector(in))
+			continue
+		}
 		embs = append(embs, []float32{float32(len(in)), 1, 0.5})
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"model": req.Model, "embeddings": embs,
@@ -124,4 +136,76 @@ func TestErrorsAreClear(t *testing.T) {
 			t.Errorf("New(%q) accepted", bad)
 		}
 	}
+}
+
+// Nomic's task prefixes, which New sets for nomic-embed-text.
+const docPrefix, queryPrefix = "search_document: ", "search_query: "
+
+// lexicalModel stands in for nomic-embed-text where no model can run: the
+// task prefix is an instruction to the model, not text, so it is dropped,
+// and the rest is embedded with the deterministic built-in lexical embedder.
+func lexicalModel(input string) []float32 {
+	text, ok := strings.CutPrefix(input, docPrefix)
+	if !ok {
+		text = strings.TrimPrefix(input, queryPrefix)
+	}
+	v, _ := lexical.New(0).EmbedQuery(context.Background(), text)
+	return v // nil for an empty text: the client must call that an error
+}
+
+// asked wraps the client as the Service sees it and notes what each call
+// should put on the wire: documents with the document prefix, queries with
+// the query prefix.
+type asked struct {
+	cortex.Embedder
+	mu   sync.Mutex
+	want []string
+}
+
+func (a *asked) note(prefix string, texts ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range texts {
+		a.want = append(a.want, prefix+t)
+	}
+}
+
+func (a *asked) EmbedDocuments(ctx context.Context, texts []string) ([][]float32, error) {
+	a.note(docPrefix, texts...)
+	return a.Embedder.EmbedDocuments(ctx, texts)
+}
+
+func (a *asked) EmbedQuery(ctx context.Context, text string) ([]float32, error) {
+	a.note(queryPrefix, text)
+	return a.Embedder.EmbedQuery(ctx, text)
+}
+
+// The shared retrieval suite over the embedded store, with the real client
+// talking to the stand-in: documents and queries must reach the server with
+// their own nomic prefix, every one of them.
+func TestRetrievalSuiteOverSQLite(t *testing.T) {
+	cortextest.RetrievalSuiteWith(t, sqlitetest.Stores, cortextest.Pipeline{Embedder: func(t *testing.T) cortex.Embedder {
+		si := &standIn{vector: lexicalModel}
+		srv := httptest.NewServer(si)
+		t.Cleanup(srv.Close)
+		e, err := New(srv.URL, DefaultModel, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &asked{Embedder: e}
+		t.Cleanup(func() {
+			si.mu.Lock()
+			defer si.mu.Unlock()
+			got, want := slices.Sorted(slices.Values(si.inputs)), slices.Sorted(slices.Values(a.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("the server got %q\nwant %q", got, want)
+			}
+			docs := slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, docPrefix) })
+			queries := slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, queryPrefix) })
+			if !docs || !queries {
+				t.Errorf("the suite sent documents %v, queries %v; want both", docs, queries)
+			}
+		})
+		return a
+	}})
 }

@@ -119,7 +119,9 @@ func (e *Embedder) embed(ctx context.Context, input []string) ([][]float32, erro
 				msg += " (" + ae.Error.Type + ")"
 			}
 		}
-		msg = strings.ReplaceAll(msg, e.apiKey, "***")
+		if e.apiKey != "" { // ReplaceAll with "" would put *** between every rune
+			msg = strings.ReplaceAll(msg, e.apiKey, "***")
+		}
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}

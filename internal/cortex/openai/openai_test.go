@@ -8,6 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest/sqlitetest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/lexical"
 )
 
 const key = "sk-test-0123456789abcdef"
@@ -16,8 +21,8 @@ const key = "sk-test-0123456789abcdef"
 // {"model", "input"} → {"object":"list","data":[{"object":"embedding",
 // "index","embedding"}],"model","usage"}; errors are {"error":{"message",
 // "type","param","code"}}. It answers data in reverse order, which the
-// API permits.
-func standIn(t *testing.T) *httptest.Server {
+// API permits. vector is the "model"; nil gives [len(input), 1].
+func standIn(t *testing.T, vector func(input string) []float32) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path != "/v1/embeddings" {
@@ -52,7 +57,11 @@ func standIn(t *testing.T) *httptest.Server {
 		}
 		var data []item
 		for i := len(req.Input) - 1; i >= 0; i-- {
-			data = append(data, item{"embedding", i, []float32{float32(len(req.Input[i])), 1}})
+			v := []float32{float32(len(req.Input[i])), 1}
+			if vector != nil {
+				v = vector(req.Input[i])
+			}
+			data = append(data, item{"embedding", i, v})
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": req.Model,
 			"usage": map[string]int{"prompt_tokens": 5, "total_tokens": 5}})
@@ -60,7 +69,7 @@ func standIn(t *testing.T) *httptest.Server {
 }
 
 func TestEmbedKeepsOrder(t *testing.T) {
-	srv := standIn(t)
+	srv := standIn(t, nil)
 	defer srv.Close()
 	e, err := New(srv.URL+"/v1", "text-embedding-3-small", key, nil)
 	if err != nil {
@@ -82,7 +91,7 @@ func TestEmbedKeepsOrder(t *testing.T) {
 }
 
 func TestErrorsAreClearAndHideTheKey(t *testing.T) {
-	srv := standIn(t)
+	srv := standIn(t, nil)
 	defer srv.Close()
 	bad, _ := New(srv.URL, "text-embedding-3-small", "sk-wrong-secret-key", nil)
 	_, err := bad.EmbedQuery(context.Background(), "x")
@@ -99,4 +108,28 @@ func TestErrorsAreClearAndHideTheKey(t *testing.T) {
 	if _, err := New(srv.URL, "", key, nil); err == nil {
 		t.Fatal("empty model accepted")
 	}
+	// No key (a local server): nothing to hide, the message stays readable.
+	local, _ := New(srv.URL, "text-embedding-3-small", "", nil)
+	if _, err := local.EmbedQuery(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "Incorrect API key provided") {
+		t.Fatalf("no key: %v", err)
+	}
+}
+
+// The shared retrieval suite over the embedded store, with the real client
+// talking to the stand-in, whose "model" is the deterministic built-in
+// lexical embedder (no real model can run in a test).
+func TestRetrievalSuiteOverSQLite(t *testing.T) {
+	lex := lexical.New(0)
+	cortextest.RetrievalSuiteWith(t, sqlitetest.Stores, cortextest.Pipeline{Embedder: func(t *testing.T) cortex.Embedder {
+		srv := standIn(t, func(input string) []float32 {
+			v, _ := lex.EmbedQuery(context.Background(), input)
+			return v // nil for an empty text: the client must call that an error
+		})
+		t.Cleanup(srv.Close)
+		e, err := New(srv.URL+"/v1", "text-embedding-3-small", key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}})
 }

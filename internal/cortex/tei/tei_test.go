@@ -4,32 +4,50 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/cluster-shepherd/shepherd/internal/cortex"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/cortextest/sqlitetest"
+	"github.com/cluster-shepherd/shepherd/internal/cortex/lexical"
 )
 
 // standIn follows TEI's documented POST /rerank: {"query", "texts",
 // "truncate", "raw_scores"} → [{"index","score"}] sorted by score; errors
-// are {"error","error_type"} with 413 (batch too large), 422 (validation),
-// 424 (backend) and 429 (overloaded).
-func standIn(t *testing.T) *httptest.Server {
+// are {"error","error_type"} with 413 (more texts than maxBatch, TEI's
+// --max-client-batch-size), 422 (validation), 424 (backend) and 429
+// (overloaded). The query "backend" fails with 424.
+//
+// No cross-encoder can run in a test, so the score is term overlap: the
+// share of the query's words (lexical.Tokens stems, stopwords dropped) that
+// the text contains, mapped to a logit 8·share−4 and, unless raw_scores,
+// through a sigmoid as TEI does: 0.018 for no shared word, 0.982 for all.
+// Ties keep the order of texts.
+func standIn(t *testing.T, maxBatch int) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.Method != http.MethodPost || r.URL.Path != "/rerank" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
 		var req struct {
-			Query string   `json:"query"`
-			Texts []string `json:"texts"`
+			Query     string   `json:"query"`
+			Texts     []string `json:"texts"`
+			RawScores bool     `json:"raw_scores"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			w.WriteHeader(http.StatusUnprocessableEntity)
 			fmt.Fprintf(w, `{"error":%q,"error_type":"Validation"}`, err.Error())
 			return
 		}
-		if len(req.Texts) > 4 {
+		if len(req.Texts) > maxBatch {
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"error":"batch size %d > maximum allowed batch size 4","error_type":"Validation"}`, len(req.Texts))
+			fmt.Fprintf(w, `{"error":"batch size %d > maximum allowed batch size %d","error_type":"Validation"}`, len(req.Texts), maxBatch)
 			return
 		}
 		if req.Query == "backend" {
@@ -41,21 +59,43 @@ func standIn(t *testing.T) *httptest.Server {
 			Index int     `json:"index"`
 			Score float64 `json:"score"`
 		}
-		var out []rank
+		out := make([]rank, len(req.Texts))
 		for i, tx := range req.Texts {
-			s := 0.01
-			if strings.Contains(tx, req.Query) {
-				s = 0.99
+			s := 8*overlap(req.Query, tx) - 4
+			if !req.RawScores {
+				s = 1 / (1 + math.Exp(-s))
 			}
-			out = append(out, rank{i, s - float64(i)*0.001})
+			out[i] = rank{i, s}
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
 		_ = json.NewEncoder(w).Encode(out)
 	}))
 }
 
+// overlap is the share of query's distinct words that text contains.
+func overlap(query, text string) float64 {
+	words := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, tk := range lexical.Tokens(s) {
+			m[tk.Stem] = true
+		}
+		return m
+	}
+	q, tx := words(query), words(text)
+	if len(q) == 0 {
+		return 0
+	}
+	n := 0
+	for w := range q {
+		if tx[w] {
+			n++
+		}
+	}
+	return float64(n) / float64(len(q))
+}
+
 func TestRerankReturnsScoresInTextOrder(t *testing.T) {
-	srv := standIn(t)
+	srv := standIn(t, 4)
 	defer srv.Close()
 	r, err := New(srv.URL, nil)
 	if err != nil {
@@ -74,7 +114,7 @@ func TestRerankReturnsScoresInTextOrder(t *testing.T) {
 }
 
 func TestRerankErrors(t *testing.T) {
-	srv := standIn(t)
+	srv := standIn(t, 4)
 	defer srv.Close()
 	r, _ := New(srv.URL, nil)
 	_, err := r.Rerank(context.Background(), "x", []string{"1", "2", "3", "4", "5"})
@@ -92,4 +132,19 @@ func TestRerankErrors(t *testing.T) {
 	if _, err := l.Rerank(context.Background(), "x", []string{"a"}); err == nil {
 		t.Fatal("out-of-range index accepted")
 	}
+}
+
+// The shared retrieval suite over the embedded store with the built-in
+// embedder and the real client reranking through the stand-in, at TEI's
+// default batch limit of 32 (the Service sends at most RerankDepth, 20).
+func TestRetrievalSuiteOverSQLite(t *testing.T) {
+	cortextest.RetrievalSuiteWith(t, sqlitetest.Stores, cortextest.Pipeline{Reranker: func(t *testing.T) cortex.Reranker {
+		srv := standIn(t, 32)
+		t.Cleanup(srv.Close)
+		r, err := New(srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}})
 }
