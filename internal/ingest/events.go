@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
@@ -54,6 +55,11 @@ type EventIngester struct {
 	wake    chan struct{}
 
 	sent, failed, refused int
+
+	// groups holds the current events of each (object, reason), so that
+	// its document sums them all.
+	gmu    sync.Mutex
+	groups map[string]map[types.UID]*corev1.Event
 }
 
 // NewEventIngester builds an ingester over an event informer.
@@ -76,7 +82,8 @@ func NewEventIngester(sink Sink, inf cache.SharedIndexInformer, o Options) (*Eve
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	e := &EventIngester{o: o, sink: sink, pending: map[string]cortex.Document{}, wake: make(chan struct{}, 1)}
+	e := &EventIngester{o: o, sink: sink, pending: map[string]cortex.Document{}, wake: make(chan struct{}, 1),
+		groups: map[string]map[types.UID]*corev1.Event{}}
 	e.lister = func() ([]*corev1.Event, error) {
 		var out []*corev1.Event
 		for _, obj := range inf.GetStore().List() {
@@ -89,6 +96,7 @@ func NewEventIngester(sink Sink, inf cache.SharedIndexInformer, o Options) (*Eve
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { e.observe(obj) },
 		UpdateFunc: func(_, obj any) { e.observe(obj) },
+		DeleteFunc: func(obj any) { e.forgetEvent(obj) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch events: %w", err)
@@ -101,14 +109,73 @@ func (e *EventIngester) observe(obj any) {
 	if !ok || ev.Type != corev1.EventTypeWarning {
 		return
 	}
-	e.enqueue(EventDocument(e.o.Cluster, ev))
+	key := groupKey(ev)
+	e.gmu.Lock()
+	g := e.groups[key]
+	if g == nil {
+		g = map[types.UID]*corev1.Event{}
+		e.groups[key] = g
+	}
+	g[eventUID(ev)] = ev
+	evs := make([]*corev1.Event, 0, len(g))
+	for _, x := range g {
+		evs = append(evs, x)
+	}
+	e.gmu.Unlock()
+	e.enqueue(FoldedDocument(e.o.Cluster, evs))
+}
+
+// forgetEvent drops a deleted event from its group. Its document stays in
+// Cortex: it is history.
+func (e *EventIngester) forgetEvent(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return
+	}
+	key := groupKey(ev)
+	e.gmu.Lock()
+	defer e.gmu.Unlock()
+	if g := e.groups[key]; g != nil {
+		delete(g, eventUID(ev))
+		if len(g) == 0 {
+			delete(e.groups, key)
+		}
+	}
+}
+
+// groupKey is the (namespace, object, reason) an event is folded under.
+func groupKey(ev *corev1.Event) string {
+	io := ev.InvolvedObject
+	return io.Namespace + "\x00" + io.Kind + "\x00" + io.Name + "\x00" + ev.Reason
+}
+
+// eventUID identifies an event within its group; objects not from the API
+// server (no UID) fall back to their name.
+func eventUID(ev *corev1.Event) types.UID {
+	if ev.UID != "" {
+		return ev.UID
+	}
+	return types.UID(ev.Namespace + "/" + ev.Name)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // EventDocument renders one Warning event as a cluster_events document.
 func EventDocument(cluster string, ev *corev1.Event) cortex.Document {
-	io := ev.InvolvedObject
-	obj := strings.ToLower(io.Kind) + "/" + io.Name
-	last := ev.LastTimestamp.Time
+	return FoldedDocument(cluster, []*corev1.Event{ev})
+}
+
+// eventSpan is when an event was first and last seen and how often.
+func eventSpan(ev *corev1.Event) (first, last time.Time, count int32) {
+	last = ev.LastTimestamp.Time
 	if ev.EventTime.After(last) {
 		last = ev.EventTime.Time
 	}
@@ -118,17 +185,39 @@ func EventDocument(cluster string, ev *corev1.Event) cortex.Document {
 	if last.IsZero() {
 		last = ev.CreationTimestamp.Time
 	}
-	count := ev.Count
+	count = ev.Count
 	if ev.Series != nil && ev.Series.Count > count {
 		count = ev.Series.Count
 	}
-	if count < 1 {
-		count = 1
-	}
-	first := ev.FirstTimestamp.Time
+	count = max(count, 1)
+	first = ev.FirstTimestamp.Time
 	if first.IsZero() {
 		first = ev.CreationTimestamp.Time
 	}
+	return first, last, count
+}
+
+// FoldedDocument renders the Warning events of one (object, reason) as one
+// document: counts summed, first and last seen over all of them, the
+// message of the latest. The result does not depend on the order of evs,
+// so a sweep re-sends the same text instead of flapping between events.
+func FoldedDocument(cluster string, evs []*corev1.Event) cortex.Document {
+	var ev *corev1.Event
+	var first, last, evLast time.Time
+	var count int32
+	for _, e := range evs {
+		f, l, c := eventSpan(e)
+		count += c
+		if first.IsZero() || f.Before(first) {
+			first = f
+		}
+		last = maxTime(last, l)
+		if ev == nil || l.After(evLast) || l.Equal(evLast) && e.Name > ev.Name {
+			ev, evLast = e, l
+		}
+	}
+	io := ev.InvolvedObject
+	obj := strings.ToLower(io.Kind) + "/" + io.Name
 	// Anything in an Event is whatever its writer sent; Cortex refuses a
 	// document with invalid UTF-8, a NUL, an id over cortex.MaxKeyBytes or
 	// text over 64 KiB, and one refused document must not stall the rest.

@@ -340,3 +340,77 @@ func TestRefusedDocumentDoesNotBlockOthers(t *testing.T) {
 		})
 	}
 }
+
+// TestFoldedDocument: the events of one (object, reason) make one document
+// that sums their counts, spans their times and shows the latest message,
+// whatever order they come in.
+func TestFoldedDocument(t *testing.T) {
+	at := func(m int) metav1.Time { return metav1.NewTime(time.Date(2026, 11, 1, 10, m, 0, 0, time.UTC)) }
+	a := warning("mail", "rspamd-0", "BackOff", "Back-off restarting failed container rspamd", 40)
+	a.Name, a.FirstTimestamp, a.LastTimestamp = "rspamd-0.a", at(0), at(20)
+	b := warning("mail", "rspamd-0", "BackOff", "Back-off restarting failed container rspamd-init", 2)
+	b.Name, b.FirstTimestamp, b.LastTimestamp = "rspamd-0.b", at(5), at(30)
+	d1 := FoldedDocument("lab", []*corev1.Event{a, b})
+	d2 := FoldedDocument("lab", []*corev1.Event{b, a})
+	if d1.Text != d2.Text || !d1.UpdatedAt.Equal(d2.UpdatedAt) || !d1.CreatedAt.Equal(d2.CreatedAt) {
+		t.Fatalf("order changes the document:\n%s\n%s", d1.Text, d2.Text)
+	}
+	if !strings.Contains(d1.Text, "rspamd-init (seen 42 times)") || d1.Metadata["count"] != "42" {
+		t.Fatalf("want the latest message and 42: %s %v", d1.Text, d1.Metadata)
+	}
+	if !d1.CreatedAt.Equal(at(0).Time) || !d1.UpdatedAt.Equal(at(30).Time) {
+		t.Fatalf("span %s..%s", d1.CreatedAt, d1.UpdatedAt)
+	}
+	if d1.ID != EventDocument("lab", a).ID {
+		t.Fatalf("folded id %q differs from a single event's", d1.ID)
+	}
+}
+
+func TestIngesterFoldsEventsOfOneProblem(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client, kube := clientWithNamespace(t, ctx, "ingest-fold")
+	svc := newCortex(t)
+	c := cluster.NewCache(client, nil)
+	ing, err := NewEventIngester(svc, c.EventInformer(), Options{Cluster: "lab", Retry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*corev1.Event{
+		warning("ingest-fold", "rspamd-0", "BackOff", "Back-off restarting failed container rspamd", 40),
+		warning("ingest-fold", "rspamd-0", "BackOff", "Back-off restarting failed container rspamd", 2),
+	} {
+		if _, err := kube.CoreV1().Events("ingest-fold").Create(ctx, e, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Start(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	go ing.Run(ctx)
+	eventually(t, "one document counting both events", func() bool {
+		res, err := svc.Query(ctx, cortex.QueryRequest{Query: "rspamd back-off restarting", TopK: 5, Collections: []string{cortex.CollectionEvents}})
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, h := range res.Hits {
+			if h.Metadata["namespace"] == "ingest-fold" {
+				n++
+				if !strings.Contains(h.Text, "seen 42 times") {
+					return false
+				}
+			}
+		}
+		return n == 1
+	})
+	// A sweep re-sends the same folded text, whatever order it lists in.
+	ing.Sweep()
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	for _, d := range ing.pending {
+		if d.Metadata["namespace"] == "ingest-fold" && !strings.Contains(d.Text, "seen 42 times") {
+			t.Fatalf("sweep changed the document: %s", d.Text)
+		}
+	}
+}
