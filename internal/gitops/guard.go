@@ -196,3 +196,33 @@ func (g Guard) CommitMessage(c Change) string {
 	}
 	return g.MessagePrefix + strings.TrimSpace(c.Message) + "\n\n" + key + ": " + c.TaskID + "\n"
 }
+
+// Git tree entry modes.
+const (
+	ModeDir        = 0o040000
+	ModeFile       = 0o100644
+	ModeExecutable = 0o100755
+	ModeSymlink    = 0o120000
+	ModeSubmodule  = 0o160000
+)
+
+// CheckTreeEntry refuses the entry at prefix, one component of a change's
+// path, when writing through it could escape the allowed directories (a
+// symlink or a submodule) or it is not what the path needs: a directory
+// before the last component, a regular file at the last. Both backends use
+// it, so they refuse the same paths with the same words.
+func CheckTreeEntry(prefix string, mode uint32, last bool) error {
+	switch {
+	case mode == ModeSymlink:
+		return fmt.Errorf("%w: %s is a symlink", ErrInvalid, prefix)
+	case mode == ModeSubmodule:
+		return fmt.Errorf("%w: %s is a submodule", ErrInvalid, prefix)
+	case !last && mode != ModeDir:
+		return fmt.Errorf("%w: %s is a file, not a directory", ErrInvalid, prefix)
+	case last && mode == ModeDir:
+		return fmt.Errorf("%w: %s is a directory", ErrInvalid, prefix)
+	case last && mode != ModeFile && mode != ModeExecutable:
+		return fmt.Errorf("%w: %s has unsupported mode %o", ErrInvalid, prefix, mode)
+	}
+	return nil
+}

@@ -280,15 +280,12 @@ func (b *Backend) fileAt(h plumbing.Hash, path string) (*object.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case entry.Mode == filemode.Symlink:
-			return nil, fmt.Errorf("%w: %s is a symlink", gitops.ErrInvalid, prefix)
-		case entry.Mode == filemode.Submodule:
-			return nil, fmt.Errorf("%w: %s is a submodule", gitops.ErrInvalid, prefix)
-		case i < len(parts)-1 && entry.Mode != filemode.Dir:
-			return nil, fmt.Errorf("%w: %s is a file, not a directory", gitops.ErrInvalid, prefix)
-		case i == len(parts)-1 && entry.Mode == filemode.Dir:
-			return nil, fmt.Errorf("%w: %s is a directory", gitops.ErrInvalid, prefix)
+		mode := entry.Mode
+		if mode == filemode.Deprecated {
+			mode = filemode.Regular
+		}
+		if err := gitops.CheckTreeEntry(prefix, uint32(mode), i == len(parts)-1); err != nil {
+			return nil, err
 		}
 	}
 	return tree.File(path)

@@ -1,6 +1,6 @@
 // Package gitlabtest is a stand-in GitLab for tests: it follows GitLab's
-// documented repository Files API (and the commits list), including its
-// error answers, backed by a real Git repository.
+// documented repository Files API, the repository tree and the commits list,
+// including their error answers, backed by a real Git repository.
 package gitlabtest
 
 import (
@@ -13,13 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// Server follows GitLab's documented repository Files API and the commits
-// list, backed by a real Git repository so that every write is a real commit
+// Server follows GitLab's documented repository Files API, repository tree
+// and commits list, backed by a real Git repository so that every write is a real commit
 // a fresh clone can see. Only what the Backend uses is implemented.
 type Server struct {
 	t       testing.TB
@@ -35,7 +36,14 @@ type Server struct {
 	// beforeWrite runs inside a write, after the request is read, to let a
 	// test simulate a concurrent commit.
 	BeforeWrite func()
-	Requests    []string
+	// TreeFailure, when set, is asked first for every tree request; a
+	// non-zero status makes the stand-in answer it with {"message": msg},
+	// to simulate GitLab or a proxy failing.
+	TreeFailure func(r *http.Request) (status int, msg string)
+	// TreeKeysetOnly makes the tree paginate like a GitLab that answers only
+	// with keyset Link headers (no X-Next-Page), whatever was requested.
+	TreeKeysetOnly bool
+	Requests       []string
 }
 
 // New starts the stand-in on a loopback port; it stops at cleanup.
@@ -120,6 +128,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if rest == "repository/commits" && r.Method == http.MethodGet {
 		s.listCommits(w, r)
+		return
+	}
+	if rest == "repository/tree" && r.Method == http.MethodGet {
+		s.listTree(w, r)
 		return
 	}
 	escFile, ok := strings.CutPrefix(rest, "repository/files/")
@@ -293,6 +305,165 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, 200, list)
+}
+
+// treeEntry is one entry of GET /projects/:id/repository/tree.
+type treeEntry struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Path string `json:"path"`
+	Mode string `json:"mode"`
+}
+
+// listTree answers GET /projects/:id/repository/tree as GitLab documents it:
+// path (default the root), ref (default the default branch), recursive, and
+// offset pagination (page, per_page; X-Page, X-Per-Page, X-Next-Page,
+// X-Prev-Page, X-Total, X-Total-Pages and a Link header) or, with
+// pagination=keyset, keyset pagination (page_token; a Link rel="next").
+// Entries come from git ls-tree, trees first, then blobs, then submodules,
+// as GitLab sorts them; a missing ref or a path that is not a directory is
+// 404 {"message":"404 Tree Not Found"}.
+func (s *Server) listTree(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if s.TreeFailure != nil {
+		if code, msg := s.TreeFailure(r); code != 0 {
+			writeJSON(w, code, map[string]string{"message": msg})
+			return
+		}
+	}
+	notFound := func() { writeJSON(w, 404, map[string]string{"message": "404 Tree Not Found"}) }
+	ref := q.Get("ref")
+	if ref == "" {
+		ref = s.Branch
+	}
+	dir := strings.Trim(q.Get("path"), "/")
+	if strings.HasPrefix(ref, "-") || strings.ContainsAny(ref, ":") {
+		notFound()
+		return
+	}
+	for _, part := range strings.Split(dir, "/") {
+		if dir != "" && (part == "" || part == "." || part == "..") {
+			notFound()
+			return
+		}
+	}
+	commit, err := s.gitErr("rev-parse", "--verify", "--quiet", ref+"^{commit}")
+	if err != nil {
+		notFound()
+		return
+	}
+	treeish := commit + "^{tree}"
+	if dir != "" {
+		treeish = commit + ":" + dir
+	}
+	if kind, err := s.gitErr("cat-file", "-t", treeish); err != nil || kind != "tree" {
+		notFound()
+		return
+	}
+	args := []string{"ls-tree", "-z"}
+	if q.Get("recursive") == "true" {
+		args = append(args, "-r", "-t")
+	}
+	out := s.gitRaw(append(args, treeish)...)
+	var trees, blobs, commits []treeEntry
+	for _, rec := range strings.Split(out, "\x00") {
+		meta, name, ok := strings.Cut(rec, "\t")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(meta) // mode type object
+		if len(f) != 3 {
+			continue
+		}
+		full := name
+		if dir != "" {
+			full = dir + "/" + name
+		}
+		e := treeEntry{ID: f[2], Name: name[strings.LastIndex(name, "/")+1:], Type: f[1], Path: full, Mode: f[0]}
+		switch e.Type {
+		case "tree":
+			trees = append(trees, e)
+		case "commit":
+			commits = append(commits, e)
+		default:
+			blobs = append(blobs, e)
+		}
+	}
+	all := append(append(append([]treeEntry{}, trees...), blobs...), commits...)
+
+	perPage, _ := strconv.Atoi(q.Get("per_page"))
+	if perPage <= 0 {
+		perPage = 20
+	}
+	perPage = min(perPage, 100)
+	link := func(set map[string]string) string {
+		v := r.URL.Query()
+		for k, val := range set {
+			v.Set(k, val)
+		}
+		return s.Srv.URL + r.URL.Path + "?" + v.Encode()
+	}
+	h := w.Header()
+	if q.Get("pagination") == "keyset" || s.TreeKeysetOnly {
+		start := 0
+		if tok := q.Get("page_token"); tok != "" {
+			var cur struct {
+				FileName string `json:"file_name"`
+			}
+			raw, err := base64.URLEncoding.DecodeString(tok)
+			if err != nil || json.Unmarshal(raw, &cur) != nil {
+				writeJSON(w, 400, map[string]string{"message": "400 Bad request - Invalid page token"})
+				return
+			}
+			start = -1
+			for i, e := range all {
+				if e.Path == cur.FileName {
+					start = i + 1
+					break
+				}
+			}
+			if start < 0 {
+				writeJSON(w, 400, map[string]string{"message": "400 Bad request - Invalid page token"})
+				return
+			}
+		}
+		end := min(start+perPage, len(all))
+		page := all[start:end]
+		if end < len(all) {
+			tok, _ := json.Marshal(map[string]string{"file_name": page[len(page)-1].Path})
+			h.Set("Link", "<"+link(map[string]string{"pagination": "keyset", "per_page": strconv.Itoa(perPage),
+				"page_token": base64.URLEncoding.EncodeToString(tok)})+">; rel=\"next\"")
+		}
+		writeJSON(w, 200, page)
+		return
+	}
+	pageNo, _ := strconv.Atoi(q.Get("page"))
+	if pageNo <= 0 {
+		pageNo = 1
+	}
+	pages := max(1, (len(all)+perPage-1)/perPage)
+	start := min((pageNo-1)*perPage, len(all))
+	end := min(start+perPage, len(all))
+	h.Set("X-Page", strconv.Itoa(pageNo))
+	h.Set("X-Per-Page", strconv.Itoa(perPage))
+	h.Set("X-Total", strconv.Itoa(len(all)))
+	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	h.Set("X-Next-Page", "")
+	h.Set("X-Prev-Page", "")
+	links := []string{}
+	if pageNo > 1 {
+		h.Set("X-Prev-Page", strconv.Itoa(pageNo-1))
+		links = append(links, "<"+link(map[string]string{"page": strconv.Itoa(pageNo - 1)})+">; rel=\"prev\"")
+	}
+	if pageNo < pages {
+		h.Set("X-Next-Page", strconv.Itoa(pageNo+1))
+		links = append(links, "<"+link(map[string]string{"page": strconv.Itoa(pageNo + 1)})+">; rel=\"next\"")
+	}
+	links = append(links, "<"+link(map[string]string{"page": "1"})+">; rel=\"first\"",
+		"<"+link(map[string]string{"page": strconv.Itoa(pages)})+">; rel=\"last\"")
+	h.Set("Link", strings.Join(links, ", "))
+	writeJSON(w, 200, all[start:end])
 }
 
 // URL is the base URL to give the GitLab client.
