@@ -37,7 +37,11 @@ type Options struct {
 	Batch     int           // documents per ingest call; default 200
 	Retry     time.Duration // first retry delay, doubling to 1 minute; default 1 s
 	Timeout   time.Duration // per ingest call; default 10 s
-	Log       *slog.Logger
+	// ResendEvery makes every Nth sweep re-send all current documents, even
+	// those Cortex already has (refilling a Cortex that lost its data); the
+	// other sweeps send only what changed. Default 12 (hourly).
+	ResendEvery int
+	Log         *slog.Logger
 }
 
 // EventIngester turns Warning events into cluster_events documents. The
@@ -55,6 +59,10 @@ type EventIngester struct {
 	wake    chan struct{}
 
 	sent, failed, refused int
+	// have fingerprints what Cortex accepted (or refused) per id, so that
+	// a sweep does not re-embed documents that did not change.
+	have   map[string][32]byte
+	sweeps int
 
 	// groups holds the current events of each (object, reason), so that
 	// its document sums them all.
@@ -79,11 +87,14 @@ func NewEventIngester(sink Sink, inf cache.SharedIndexInformer, o Options) (*Eve
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	if o.ResendEvery <= 0 {
+		o.ResendEvery = 12
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
 	e := &EventIngester{o: o, sink: sink, pending: map[string]cortex.Document{}, wake: make(chan struct{}, 1),
-		groups: map[string]map[types.UID]*corev1.Event{}}
+		groups: map[string]map[types.UID]*corev1.Event{}, have: map[string][32]byte{}}
 	e.lister = func() ([]*corev1.Event, error) {
 		var out []*corev1.Event
 		for _, obj := range inf.GetStore().List() {
@@ -104,13 +115,16 @@ func NewEventIngester(sink Sink, inf cache.SharedIndexInformer, o Options) (*Eve
 	return e, nil
 }
 
-func (e *EventIngester) observe(obj any) {
+func (e *EventIngester) observe(obj any) string {
 	ev, ok := obj.(*corev1.Event)
 	if !ok || ev.Type != corev1.EventTypeWarning {
-		return
+		return ""
 	}
 	key := groupKey(ev)
 	e.gmu.Lock()
+	if e.groups == nil {
+		e.groups = map[string]map[types.UID]*corev1.Event{}
+	}
 	g := e.groups[key]
 	if g == nil {
 		g = map[types.UID]*corev1.Event{}
@@ -122,7 +136,9 @@ func (e *EventIngester) observe(obj any) {
 		evs = append(evs, x)
 	}
 	e.gmu.Unlock()
-	e.enqueue(FoldedDocument(e.o.Cluster, evs))
+	d := FoldedDocument(e.o.Cluster, evs)
+	e.enqueue(d)
+	return d.ID
 }
 
 // forgetEvent drops a deleted event from its group. Its document stays in
@@ -292,6 +308,10 @@ func cutUTF8(s string, n int) string {
 // full the oldest distinct problem is dropped and counted.
 func (e *EventIngester) enqueue(d cortex.Document) {
 	e.mu.Lock()
+	if fp, ok := e.have[d.ID]; ok && fp == fingerprint(d) {
+		e.mu.Unlock()
+		return // Cortex has exactly this
+	}
 	if _, ok := e.pending[d.ID]; !ok {
 		if len(e.order) >= e.o.QueueSize {
 			oldest := e.order[0]
@@ -307,6 +327,11 @@ func (e *EventIngester) enqueue(d cortex.Document) {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// fingerprint identifies what a document says.
+func fingerprint(d cortex.Document) [32]byte {
+	return sha256.Sum256([]byte(d.Text + "\x00" + d.UpdatedAt.UTC().Format(time.RFC3339Nano)))
 }
 
 // Stats reports documents sent, failed ingest calls, documents dropped from
@@ -331,9 +356,27 @@ func (e *EventIngester) Sweep() {
 		e.o.Log.Warn("event sweep", "err", err)
 		return
 	}
-	for _, ev := range evs {
-		e.observe(ev)
+	e.mu.Lock()
+	e.sweeps++
+	if e.sweeps%e.o.ResendEvery == 0 {
+		clear(e.have)
 	}
+	e.mu.Unlock()
+	current := make(map[string]bool, len(evs))
+	for _, ev := range evs {
+		if id := e.observe(ev); id != "" {
+			current[id] = true
+		}
+	}
+	// Forget fingerprints of problems whose events are gone, so the map
+	// stays as small as the cluster's current Warning events.
+	e.mu.Lock()
+	for id := range e.have {
+		if !current[id] {
+			delete(e.have, id)
+		}
+	}
+	e.mu.Unlock()
 }
 
 // Run sends queued documents until ctx ends, sweeping every Options.Sweep.
@@ -440,7 +483,11 @@ func (e *EventIngester) forget(sent []outcome) {
 	if len(sent) == 0 {
 		return
 	}
+	if e.have == nil {
+		e.have = map[string][32]byte{}
+	}
 	for _, o := range sent {
+		e.have[o.doc.ID] = fingerprint(o.doc)
 		if cur, ok := e.pending[o.doc.ID]; ok && cur.UpdatedAt.Equal(o.doc.UpdatedAt) && cur.Text == o.doc.Text {
 			delete(e.pending, o.doc.ID)
 		}

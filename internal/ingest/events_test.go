@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cluster-shepherd/shepherd/internal/cluster"
@@ -412,5 +413,67 @@ func TestIngesterFoldsEventsOfOneProblem(t *testing.T) {
 		if d.Metadata["namespace"] == "ingest-fold" && !strings.Contains(d.Text, "seen 42 times") {
 			t.Fatalf("sweep changed the document: %s", d.Text)
 		}
+	}
+}
+
+// counting is a sink that counts the documents it accepted.
+type counting struct {
+	mu   sync.Mutex
+	docs int
+}
+
+func (c *counting) Ingest(_ context.Context, req cortex.IngestRequest) (cortex.IngestResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.docs += len(req.Documents)
+	return cortex.IngestResponse{Upserted: len(req.Documents)}, nil
+}
+
+func (c *counting) n() int { c.mu.Lock(); defer c.mu.Unlock(); return c.docs }
+
+// TestSweepSendsOnlyChanges: a sweep does not re-send (and so re-embed)
+// what Cortex already has; a change is sent; every ResendEvery-th sweep
+// sends everything, to refill a Cortex that lost its data.
+func TestSweepSendsOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	sink := &counting{}
+	evs := []*corev1.Event{
+		warning("ingest", "a-0", "BackOff", "Back-off restarting", 3),
+		warning("ingest", "b-0", "Unhealthy", "Readiness probe failed", 7),
+	}
+	for i, ev := range evs {
+		ev.Name, ev.UID = fmt.Sprintf("ev-%d", i), types.UID(fmt.Sprintf("uid-%d", i))
+	}
+	e := &EventIngester{sink: sink, pending: map[string]cortex.Document{}, wake: make(chan struct{}, 1),
+		groups: map[string]map[types.UID]*corev1.Event{}, have: map[string][32]byte{},
+		lister: func() ([]*corev1.Event, error) { return evs, nil },
+		o:      Options{Cluster: "lab", QueueSize: 100, Batch: 10, Timeout: time.Second, ResendEvery: 3, Log: slog.New(slog.DiscardHandler)}}
+	sweep := func() int {
+		before := sink.n()
+		e.Sweep()
+		if !e.flush(ctx) {
+			t.Fatal("flush failed")
+		}
+		return sink.n() - before
+	}
+	if n := sweep(); n != 2 {
+		t.Fatalf("first sweep sent %d, want 2", n)
+	}
+	if n := sweep(); n != 0 {
+		t.Fatalf("unchanged sweep sent %d, want 0", n)
+	}
+	evs[1].Count = 8
+	evs[1].LastTimestamp = metav1.NewTime(evs[1].LastTimestamp.Add(time.Minute))
+	if n := sweep(); n != 2 { // third sweep: the periodic full re-send
+		t.Fatalf("full re-send sent %d, want 2", n)
+	}
+	evs[0].Count = 4
+	if n := sweep(); n != 1 {
+		t.Fatalf("sweep after one change sent %d, want 1", n)
+	}
+	evs = evs[:1]
+	sweep()
+	if len(e.have) != 1 {
+		t.Fatalf("fingerprints of vanished events kept: %d", len(e.have))
 	}
 }
