@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -163,11 +164,11 @@ func (c *Cache) Alerts(ns string, now time.Time) (AlertReport, error) {
 		a.Count = ag.count
 	}
 
-	// Broken CRD conversion webhooks.
-	for _, ci := range c.ConversionIssues() {
-		add(key{"", "crd/" + ci.CRD, "ConversionWebhookFailed"}, Alert{
-			Severity: severityOf("ConversionWebhookFailed"), Object: "crd/" + ci.CRD, Reason: "ConversionWebhookFailed",
-			Detail: fmt.Sprintf("listing %s/%s fails; webhook service %s: %s", ci.Group, ci.Version, ci.Service, ci.Error),
+	// Broken CRD conversion webhooks, one alert per webhook: an uninstalled
+	// operator leaves several CRDs behind one missing Service.
+	for _, g := range foldConversionIssues(c.ConversionIssues()) {
+		add(key{"", g.object, "ConversionWebhookFailed"}, Alert{
+			Severity: severityOf("ConversionWebhookFailed"), Object: g.object, Reason: "ConversionWebhookFailed", Detail: g.detail,
 		})
 	}
 
@@ -349,4 +350,45 @@ func eventCount(e *corev1.Event) int {
 		n = 1
 	}
 	return n
+}
+
+type conversionGroup struct{ object, detail string }
+
+// foldConversionIssues groups issues by webhook (service or URL) and says
+// which CRDs and API groups each one breaks.
+func foldConversionIssues(issues []ConversionIssue) []conversionGroup {
+	var order []string
+	by := map[string][]ConversionIssue{}
+	for _, ci := range issues {
+		k := ci.Service
+		if k == "" {
+			k = "crd/" + ci.CRD
+		}
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], ci)
+	}
+	out := make([]conversionGroup, 0, len(order))
+	for _, k := range order {
+		cis := by[k]
+		var crds, groups []string
+		for _, ci := range cis {
+			crds = append(crds, ci.CRD)
+			if !slices.Contains(groups, ci.Group) {
+				groups = append(groups, ci.Group)
+			}
+		}
+		object := "webhook/" + k
+		if strings.HasPrefix(k, "crd/") {
+			object = k
+		}
+		noun := "CRDs"
+		if len(crds) == 1 {
+			noun = "CRD"
+		}
+		out = append(out, conversionGroup{object: object, detail: fmt.Sprintf("%d %s of %s cannot be listed (%s): %s",
+			len(crds), noun, strings.Join(groups, ", "), strings.Join(crds, ", "), cis[0].Error)})
+	}
+	return out
 }

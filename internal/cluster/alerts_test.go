@@ -96,3 +96,23 @@ func TestNormalizeKindAndDomain(t *testing.T) {
 		}
 	}
 }
+
+func TestFoldConversionIssues(t *testing.T) {
+	issues := []ConversionIssue{
+		{CRD: "backuptargets.backup.longhorn.io", Group: "backup.longhorn.io", Service: "longhorn-system/longhorn-conversion-webhook", Error: "the webhook service does not exist"},
+		{CRD: "engines.longhorn.io", Group: "longhorn.io", Service: "longhorn-system/longhorn-conversion-webhook", Error: "the webhook service does not exist"},
+		{CRD: "volumes.longhorn.io", Group: "longhorn.io", Service: "longhorn-system/longhorn-conversion-webhook", Error: "the webhook service does not exist"},
+		{CRD: "widgets.example.com", Group: "example.com", Error: "context deadline exceeded"},
+	}
+	got := foldConversionIssues(issues)
+	if len(got) != 2 {
+		t.Fatalf("want 2 alerts, got %+v", got)
+	}
+	want := "3 CRDs of backup.longhorn.io, longhorn.io cannot be listed (backuptargets.backup.longhorn.io, engines.longhorn.io, volumes.longhorn.io): the webhook service does not exist"
+	if got[0].object != "webhook/longhorn-system/longhorn-conversion-webhook" || got[0].detail != want {
+		t.Errorf("longhorn: %+v", got[0])
+	}
+	if got[1].object != "crd/widgets.example.com" || got[1].detail != "1 CRD of example.com cannot be listed (widgets.example.com): context deadline exceeded" {
+		t.Errorf("no service: %+v", got[1])
+	}
+}

@@ -87,6 +87,20 @@ func (p *conversionProbe) check(ctx context.Context, crd *apiextv1.CustomResourc
 	if conv.Webhook != nil && conv.Webhook.ClientConfig != nil {
 		if s := conv.Webhook.ClientConfig.Service; s != nil {
 			svc = s.Namespace + "/" + s.Name
+			// The operator's usual leftover: its webhook Service is gone.
+			// Reading one Service needs far less RBAC than listing the
+			// custom resources below, which the base role cannot do.
+			gctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			_, err := p.client.Kube.CoreV1().Services(s.Namespace).Get(gctx, s.Name, metav1.GetOptions{})
+			cancel()
+			if apierrors.IsNotFound(err) {
+				v := ""
+				if len(crd.Spec.Versions) > 0 {
+					v = crd.Spec.Versions[0].Name
+				}
+				return ConversionIssue{CRD: crd.Name, Group: crd.Spec.Group, Version: v, Service: svc,
+					Error: "the webhook service does not exist, so no version of " + crd.Name + " can be converted or listed"}, true
+			}
 		} else if conv.Webhook.ClientConfig.URL != nil {
 			svc = *conv.Webhook.ClientConfig.URL
 		}
