@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/cluster-shepherd/shepherd/internal/config"
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
@@ -20,6 +25,31 @@ func init() {
 	extraCommands = func() []*cobra.Command { return append(prev(), cortexCmd(), ingestCmd()) }
 }
 
+// cortexTarget is the Cortex a one-shot command (ingest, cortex report)
+// talks to: the remote one at --cortex-url, else the store in --data-dir.
+type cortexTarget struct {
+	cf                      cortexFlags
+	url, tokenFile, dataDir string
+}
+
+func (t *cortexTarget) register(fs *pflag.FlagSet) {
+	fs.String(config.FileFlag, "", "YAML file of settings; keys are these flag names")
+	fs.StringVar(&t.url, "cortex-url", "", "remote Cortex (shepherd cortex); default: the embedded store in --data-dir")
+	fs.StringVar(&t.tokenFile, "cortex-token-file", "", "file holding the remote Cortex's bearer token (or SHEPHERD_CORTEX_TOKEN)")
+	fs.StringVar(&t.dataDir, "data-dir", defaultDataDir(), "directory of the embedded store, when no --cortex-url")
+	t.cf.register(fs)
+}
+
+// connect opens the target, logging warnings only; cluster is given to
+// documents that name none.
+func (t *cortexTarget) connect(ctx context.Context, cluster string) (cortexAPI, func(), error) {
+	log, err := newLogger("warn")
+	if err != nil {
+		return nil, nil, err
+	}
+	return t.cf.connect(ctx, t.url, t.tokenFile, t.dataDir, cluster, log)
+}
+
 // cortexCmd serves Cortex alone, for several shepherds (clusters) sharing
 // one memory.
 func cortexCmd() *cobra.Command {
@@ -29,8 +59,8 @@ func cortexCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cortex",
 		Short: "Serve Cortex, the cluster memory and risk scorer, as an HTTP JSON API",
-		Long: `Serve Cortex's HTTP JSON API: POST /ingest, /query, /risk, /outcomes, the
-known-errors/solutions graph, /healthz and /metrics. Embedded by default (one
+		Long: `Serve Cortex's HTTP JSON API: POST /ingest, /query, /risk, /outcomes, /report,
+the known-errors/solutions graph, /healthz and /metrics. Embedded by default (one
 SQLite file in --data-dir, the built-in lexical embedder); PostgreSQL, Qdrant,
 Ollama or an OpenAI-compatible embedder and a TEI reranker by flags.`,
 		Args: cobra.NoArgs,
@@ -74,31 +104,86 @@ Ollama or an OpenAI-compatible embedder and a TEI reranker by flags.`,
 	fs.BoolVar(&insecure, "insecure-no-auth", false, "allow a non-loopback --listen without a token")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cf.register(fs)
+	cmd.AddCommand(cortexReportCmd())
+	return cmd
+}
+
+// cortexReportCmd prints what one cluster went through, as markdown to paste
+// into the PR that promotes its change.
+func cortexReportCmd() *cobra.Command {
+	var target cortexTarget
+	var cluster string
+	var since time.Duration
+	var top int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "report --cluster NAME",
+		Short: "Summarise one cluster's Warning events and action outcomes as a promotion report",
+		Long: `Print a markdown promotion report of one cluster (e.g. a feature cluster
+before its change goes to production): the documents Cortex holds of it in the
+window, its most frequent Warning events, the outcomes of the actions taken in
+it with the failed ones and incidents listed, and a one-line verdict. --json
+prints the whole report as JSON instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := config.Resolve(c.Flags()); err != nil {
+				return err
+			}
+			switch {
+			case strings.TrimSpace(cluster) == "":
+				return errors.New("--cluster is required: the cluster to report on, as its shepherd names it (serve --cluster-name)")
+			case since <= 0:
+				return fmt.Errorf("--since %s: want a positive duration, e.g. 168h for the last 7 days", since)
+			case top < 1 || top > cortex.MaxReportTop:
+				return fmt.Errorf("--top %d: want 1 to %d", top, cortex.MaxReportTop)
+			}
+			mem, done, err := target.connect(c.Context(), "")
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(c.Context(), 2*time.Minute)
+			defer cancel()
+			rep, err := mem.Report(ctx, cortex.ReportRequest{Cluster: cluster, Since: time.Now().Add(-since).UTC().Truncate(time.Second), Top: top})
+			if err != nil {
+				return fmt.Errorf("report on cluster %s: %w", cluster, err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			_, err = io.WriteString(c.OutOrStdout(), rep.Summary)
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cluster, "cluster", "", "cluster to report on (required)")
+	fs.DurationVar(&since, "since", 7*24*time.Hour, "how far back the report looks")
+	fs.IntVar(&top, "top", cortex.DefaultReportTop, fmt.Sprintf("problems and failed actions listed, 1 to %d", cortex.MaxReportTop))
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of markdown")
+	target.register(fs)
 	return cmd
 }
 
 // ingestCmd loads a GitOps checkout or a folder of runbooks into Cortex.
 func ingestCmd() *cobra.Command {
-	var cf cortexFlags
-	var cortexURL, tokenFile, dataDir, cluster string
+	var target cortexTarget
+	var cluster string
 	cmd := &cobra.Command{
 		Use:   "ingest",
 		Short: "Load GitOps manifests or markdown runbooks into Cortex",
 	}
 	pf := cmd.PersistentFlags()
-	pf.String(config.FileFlag, "", "YAML file of settings; keys are these flag names")
-	pf.StringVar(&cortexURL, "cortex-url", "", "remote Cortex (shepherd cortex); default: the embedded store in --data-dir")
-	pf.StringVar(&tokenFile, "cortex-token-file", "", "file holding the remote Cortex's bearer token (or SHEPHERD_CORTEX_TOKEN)")
-	pf.StringVar(&dataDir, "data-dir", defaultDataDir(), "directory of the embedded store, when no --cortex-url")
+	target.register(pf)
 	pf.StringVar(&cluster, "cluster-name", "default", "cluster the documents belong to")
-	cf.register(pf)
 	run := func(collection string, load func(dir, cluster string) (loader.Result, error)) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, args []string) error {
 			if err := config.Resolve(c.Flags()); err != nil {
 				return err
 			}
-			if cortexURL != "" {
-				if err := cf.checkRemote(); err != nil {
+			if target.url != "" {
+				if err := target.cf.checkRemote(); err != nil {
 					return err
 				}
 			}
@@ -113,25 +198,11 @@ func ingestCmd() *cobra.Command {
 			if len(docs) == 0 {
 				return fmt.Errorf("nothing to ingest in %s", args[0])
 			}
-			var mem cortex.Memory
-			if cortexURL != "" {
-				cl, err := remoteCortex(cortexURL, tokenFile)
-				if err != nil {
-					return err
-				}
-				mem = cl
-			} else {
-				log, err := newLogger("warn")
-				if err != nil {
-					return err
-				}
-				svc, err := cf.open(c.Context(), dataDir, cluster, log)
-				if err != nil {
-					return err
-				}
-				defer svc.Close()
-				mem = svc
+			mem, done, err := target.connect(c.Context(), cluster)
+			if err != nil {
+				return err
 			}
+			defer done()
 			total := 0
 			start := time.Now()
 			for i := 0; i < len(docs); i += 500 {

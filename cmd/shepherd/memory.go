@@ -112,14 +112,36 @@ func (c *cortexFlags) open(ctx context.Context, dataDir, cluster string, log *sl
 
 // openMemory connects to Cortex: remote with --cortex-url, else in process.
 func (f *shepherdFlags) openMemory(ctx context.Context, d *tools.Deps) (cortex.Memory, func(), error) {
-	if f.cortexURL != "" {
-		if err := f.cortex.checkRemote(); err != nil {
+	return f.cortex.connect(ctx, f.cortexURL, f.cortexTokenFile, f.dataDir, f.clusterName, d.Log)
+}
+
+// cortexAPI is what shepherd's commands use of Cortex; the in-process
+// Service and the HTTP Client both have it.
+type cortexAPI interface {
+	cortex.Memory
+	Report(ctx context.Context, req cortex.ReportRequest) (cortex.ReportResponse, error)
+}
+
+var (
+	_ cortexAPI = (*cortex.Service)(nil)
+	_ cortexAPI = (*cortex.Client)(nil)
+)
+
+// connect reaches the remote Cortex at url when given, else opens the one
+// these flags describe in dataDir (cluster is given to documents that name
+// none); done releases it.
+func (c *cortexFlags) connect(ctx context.Context, url, tokenFile, dataDir, cluster string, log *slog.Logger) (api cortexAPI, done func(), err error) {
+	if url != "" {
+		if err := c.checkRemote(); err != nil {
 			return nil, nil, err
 		}
-		c, err := remoteCortex(f.cortexURL, f.cortexTokenFile)
-		return c, func() {}, err
+		cl, err := remoteCortex(url, tokenFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cl, func() {}, nil
 	}
-	svc, err := f.cortex.open(ctx, f.dataDir, f.clusterName, d.Log)
+	svc, err := c.open(ctx, dataDir, cluster, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -134,6 +134,75 @@ type OutcomeRecord struct {
 	When      time.Time      `json:"when,omitzero"`
 }
 
+// Report limits: how many problems and failed outcomes a report lists by
+// default, and at most.
+const (
+	DefaultReportTop = 20
+	MaxReportTop     = 100
+)
+
+// ReportRequest asks what one cluster went through since a time: the
+// promotion report of a feature cluster.
+type ReportRequest struct {
+	Cluster string `json:"cluster"`
+	// Since starts the window (default: 7 days before now).
+	Since time.Time `json:"since,omitzero"`
+	// Top caps the problems and the failed outcomes listed (default 20,
+	// at most 100); counts are never capped by it.
+	Top int `json:"top,omitempty"`
+}
+
+// Problem is one Warning event (all events of one object and reason,
+// folded) seen in the window.
+type Problem struct {
+	ID        string    `json:"id"`
+	Namespace string    `json:"namespace,omitempty"`
+	Object    string    `json:"object,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Count     int       `json:"count"`
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	Text      string    `json:"text"`
+}
+
+// OutcomeCounts counts recorded action outcomes by result.
+type OutcomeCounts struct {
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Incident  int `json:"incident"`
+}
+
+// ActionOutcome is one recorded action and what it led to.
+type ActionOutcome struct {
+	ID      string    `json:"id"`
+	When    time.Time `json:"when"`
+	Action  string    `json:"action"`
+	Tool    string    `json:"tool,omitempty"`
+	Outcome string    `json:"outcome"`
+}
+
+// ReportResponse is a cluster's history over [Since, Until]: Until is when
+// the report was made.
+type ReportResponse struct {
+	Cluster string    `json:"cluster"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until"`
+	// Documents counts, per collection, the documents updated in the window.
+	Documents map[string]int `json:"documents"`
+	// Partial names collections with more documents in the window than a
+	// report reads (MaxReportDocuments, newest first): their counts, and
+	// what is derived from them, are lower bounds.
+	Partial []string `json:"partial,omitempty"`
+	// Problems are the most frequent Warning events, most seen first.
+	Problems []Problem     `json:"problems"`
+	Outcomes OutcomeCounts `json:"outcomes"`
+	// Failures are the outcomes that failed or caused an incident,
+	// incidents first, newest first within each.
+	Failures []ActionOutcome `json:"failures"`
+	// Summary is all of it as one markdown block for a promotion PR.
+	Summary string `json:"summary"`
+}
+
 // Memory is what shepherd needs from Cortex. Both the in-process Service and
 // the HTTP Client implement it.
 type Memory interface {

@@ -57,6 +57,12 @@ func (c *Client) RecordOutcome(ctx context.Context, rec OutcomeRecord) error {
 	return c.do(ctx, http.MethodPost, "/outcomes", rec, nil)
 }
 
+// Report summarises one cluster's history since a time, for a promotion PR.
+func (c *Client) Report(ctx context.Context, req ReportRequest) (ReportResponse, error) {
+	var out ReportResponse
+	return out, c.do(ctx, http.MethodPost, "/report", req, &out)
+}
+
 // PutKnownError creates or updates a known error.
 func (c *Client) PutKnownError(ctx context.Context, e KnownError) (KnownError, error) {
 	var out KnownError

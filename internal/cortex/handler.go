@@ -81,6 +81,7 @@ func NewHandler(svc *Service) http.Handler {
 	route("POST /query", "query", h.query)
 	route("POST /risk", "risk", h.risk)
 	route("POST /outcomes", "outcomes", h.outcome)
+	route("POST /report", "report", h.report)
 	route("GET /known-errors", "known_errors_list", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return svc.ListKnownErrors(r.Context())
 	})
@@ -165,6 +166,14 @@ func (h *handler) outcome(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return okBody, h.svc.RecordOutcome(r.Context(), rec)
+}
+
+func (h *handler) report(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req ReportRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return h.svc.Report(r.Context(), req)
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -257,5 +258,52 @@ func TestPostMustBeDeclaredJSON(t *testing.T) {
 	// The client declares JSON on every POST, body or not.
 	if err := c.LinkSolution(context.Background(), "missing", "also-missing"); !errors.Is(err, cortex.ErrNotFound) {
 		t.Fatalf("link through the client: %v", err)
+	}
+}
+
+func TestReportOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, cortex.Options{})
+	seedHistory(t, s)
+	srv, c := serve(t, s)
+	got, err := c.Report(ctx, cortex.ReportRequest{Cluster: "feature-1", Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Report(ctx, cortex.ReportRequest{Cluster: "feature-1", Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("over HTTP:\n%+v\nin process:\n%+v", got, want)
+	}
+	if code, body := post(t, srv.URL+"/report", `{"cluster": "nowhere", "since": "2026-04-30T00:00:00Z"}`); code != 200 ||
+		!strings.Contains(body, `"since":"2026-04-30T00:00:00Z"`) || !strings.Contains(body, "No incidents recorded") {
+		t.Fatalf("report of an unknown cluster: %d %s", code, body)
+	}
+	for _, tc := range []struct{ body, msg string }{
+		{`{}`, "cluster is empty"},
+		{`{"cluster": "feature-1", "top": 101}`, "top must be between 1 and 100"},
+		{`{"cluster": "feature-1", "since": "2999-01-01T00:00:00Z"}`, "is in the future"},
+		{`{"cluster": "feature-1", "since": "last week"}`, "malformed JSON"},
+		{`{"cluster": "feature-1", "window": "7d"}`, `unknown field \"window\"`},
+		{``, "request body is empty"},
+	} {
+		if code, body := post(t, srv.URL+"/report", tc.body); code != 400 || !strings.Contains(body, tc.msg) {
+			t.Errorf("POST /report %s: %d %s; want 400 with %q", tc.body, code, body, tc.msg)
+		}
+	}
+	if _, err := c.Report(ctx, cortex.ReportRequest{Cluster: "feature-1", Top: -1}); !errors.Is(err, cortex.ErrInvalid) || !strings.Contains(err.Error(), "top must be") {
+		t.Fatalf("client error for a bad top: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/report", strings.NewReader(`{"cluster": "feature-1"}`))
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Fatalf("text/plain POST /report: %d, want 415", resp.StatusCode)
 	}
 }

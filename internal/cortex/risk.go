@@ -281,10 +281,7 @@ func (s *Service) Risk(ctx context.Context, req RiskRequest) (RiskResponse, erro
 		if sim < minSimilarity {
 			continue
 		}
-		when := d.CreatedAt
-		if w, err := time.Parse(time.RFC3339, d.Metadata["when"]); err == nil {
-			when = w
-		}
+		when := metaTime(d, "when", d.CreatedAt)
 		recency := math.Pow(0.5, float64(age(now, when))/float64(s.opts.HalfLife))
 		if req.Cluster != "" && d.Cluster != "" && d.Cluster != req.Cluster {
 			weight *= otherCluster

@@ -25,6 +25,10 @@ type DocumentStore interface {
 	Upsert(ctx context.Context, docs []Document) error
 	Get(ctx context.Context, collection, id string) (Document, bool, error)
 	Keyword(ctx context.Context, query string, f Filter, k int) ([]Scored, error)
+	// Recent returns at most limit documents of one collection and cluster
+	// (matched exactly: "" is the documents without one) updated at or
+	// after since, newest first, ties by id; a negative limit is an error.
+	Recent(ctx context.Context, collection, cluster string, since time.Time, limit int) ([]Document, error)
 	Count(ctx context.Context, collection string) (int, error)
 	Close() error
 }

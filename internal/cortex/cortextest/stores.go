@@ -78,6 +78,7 @@ func StoreSuite(t *testing.T, newStores NewStores) {
 	t.Run("KeywordRankingAndFilters", func(t *testing.T) { testKeyword(t, docs(t)) })
 	t.Run("KeywordSurvivesHostileInput", func(t *testing.T) { testKeywordHostile(t, docs(t)) })
 	t.Run("KeywordSeesUpdates", func(t *testing.T) { testKeywordUpdates(t, docs(t)) })
+	t.Run("RecentIsNewestFirstPerCluster", func(t *testing.T) { testRecent(t, docs(t)) })
 	t.Run("VectorSearch", func(t *testing.T) { testVectors(t, vecs(t)) })
 	t.Run("VectorRefusals", func(t *testing.T) { testVectorRefusals(t, vecs(t)) })
 	t.Run("Graph", func(t *testing.T) { testGraph(t, graph(t)) })
@@ -91,6 +92,9 @@ func StoreSuite(t *testing.T, newStores NewStores) {
 			}
 			if _, err := d.Keyword(ctx, "x", cortex.Filter{}, 5); err == nil {
 				t.Error("keyword after close succeeded")
+			}
+			if _, err := d.Recent(ctx, cortex.CollectionDocs, "", time.Time{}, 5); err == nil {
+				t.Error("recent after close succeeded")
 			}
 			if g != nil {
 				if _, err := g.ListKnownErrors(ctx); err == nil && isSame(d, g) {
@@ -334,6 +338,88 @@ func testKeywordUpdates(t *testing.T, s cortex.DocumentStore) {
 	}
 	if got, _ := s.Keyword(ctx, "narwhal", cortex.Filter{}, 5); !slices.Equal(ids(got), []string{"u"}) {
 		t.Fatalf("new text: %v", ids(got))
+	}
+}
+
+func testRecent(t *testing.T, s cortex.DocumentStore) {
+	ctx := context.Background()
+	at := func(h int) time.Time { return Stamp.Add(time.Duration(h) * time.Hour) }
+	ev := func(id, cluster string, updated time.Time) cortex.Document {
+		return cortex.Document{ID: id, Collection: cortex.CollectionEvents, Cluster: cluster, Text: "Warning BackOff on " + id,
+			Metadata: map[string]string{"kind": "event", "count": "3"}, CreatedAt: Stamp.Add(-48 * time.Hour), UpdatedAt: updated}
+	}
+	all := []cortex.Document{
+		ev("a", "feature-1", at(0)), // exactly at since: included
+		ev("b", "feature-1", at(2)),
+		ev("d", "feature-1", at(1)), // same time as c: c first, by id
+		ev("c", "feature-1", at(1)),
+		ev("old", "feature-1", at(-1)),
+		ev("p", "prod", at(3)),
+		{ID: "chat", Collection: cortex.CollectionChat, Cluster: "feature-1", Text: "restart api", UpdatedAt: at(3)},
+		{ID: "bare", Collection: cortex.CollectionEvents, Text: "an event of no cluster", UpdatedAt: at(3)},
+	}
+	if err := s.Upsert(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	recent := func(collection, cluster string, since time.Time, limit int) []string {
+		t.Helper()
+		got, err := s.Recent(ctx, collection, cluster, since, limit)
+		if err != nil {
+			t.Fatalf("recent %s %q %v %d: %v", collection, cluster, since, limit, err)
+		}
+		out := make([]string, len(got))
+		for i, d := range got {
+			out[i] = d.ID
+		}
+		return out
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", Stamp, 10); !slices.Equal(got, []string{"b", "c", "d", "a"}) {
+		t.Fatalf("feature-1 events since the stamp: %v, want b c d a", got)
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", Stamp, 2); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("limit 2: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", time.Time{}, 10); !slices.Equal(got, []string{"b", "c", "d", "a", "old"}) {
+		t.Fatalf("since the zero time: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", at(2).Add(time.Microsecond), 10); len(got) != 0 {
+		t.Fatalf("since after the newest: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "prod", Stamp, 10); !slices.Equal(got, []string{"p"}) {
+		t.Fatalf("prod events: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "", Stamp, 10); !slices.Equal(got, []string{"bare"}) {
+		t.Fatalf("events of no cluster: %v", got)
+	}
+	if got := recent(cortex.CollectionChat, "feature-1", Stamp, 10); !slices.Equal(got, []string{"chat"}) {
+		t.Fatalf("feature-1 chat: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "nowhere", time.Time{}, 10); len(got) != 0 {
+		t.Fatalf("unknown cluster: %v", got)
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", Stamp, 0); len(got) != 0 {
+		t.Fatalf("limit 0: %v", got)
+	}
+	if _, err := s.Recent(ctx, cortex.CollectionEvents, "feature-1", Stamp, -1); err == nil {
+		t.Error("negative limit accepted")
+	}
+	// Documents come back whole, times as stored.
+	got, err := s.Recent(ctx, cortex.CollectionEvents, "feature-1", at(2), 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("recent b: %v, %v", got, err)
+	}
+	want := all[1]
+	if d := got[0]; d.Collection != want.Collection || d.Text != want.Text || d.Cluster != want.Cluster || d.Metadata["count"] != "3" ||
+		!d.CreatedAt.Equal(want.CreatedAt) || !d.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("recent returned %+v, want %+v", d, want)
+	}
+	// An update moves a document to the front.
+	moved := ev("old", "feature-1", at(5))
+	if err := s.Upsert(ctx, []cortex.Document{moved}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recent(cortex.CollectionEvents, "feature-1", Stamp, 10); !slices.Equal(got, []string{"old", "b", "c", "d", "a"}) {
+		t.Fatalf("after updating old: %v", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -91,21 +92,55 @@ func (s *Store) Get(ctx context.Context, collection, id string) (cortex.Document
 	if err := s.check(); err != nil {
 		return cortex.Document{}, false, err
 	}
-	d := cortex.Document{Collection: collection, ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT cluster, body, metadata, created_at, updated_at
-		FROM cortex_documents WHERE collection = $1 AND id = $2`, collection, id).
-		Scan(&d.Cluster, &d.Text, &d.Metadata, &d.CreatedAt, &d.UpdatedAt)
+	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+`
+		FROM cortex_documents WHERE collection = $1 AND id = $2`, collection, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cortex.Document{}, false, nil
 	}
 	if err != nil {
 		return cortex.Document{}, false, fmt.Errorf("get %s/%s: %w", collection, id, err)
 	}
+	return d, true, nil
+}
+
+// documentColumns are the columns scanDocument reads.
+const documentColumns = `collection, id, cluster, body, metadata, created_at, updated_at`
+
+func scanDocument(row pgx.Row) (cortex.Document, error) {
+	var d cortex.Document
+	if err := row.Scan(&d.Collection, &d.ID, &d.Cluster, &d.Text, &d.Metadata, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		return cortex.Document{}, err
+	}
 	if len(d.Metadata) == 0 {
 		d.Metadata = nil
 	}
 	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
-	return d, true, nil
+	return d, nil
+}
+
+// Recent returns at most limit documents of one collection and cluster
+// updated at or after since, newest first, ties by id.
+func (s *Store) Recent(ctx context.Context, collection, cluster string, since time.Time, limit int) ([]cortex.Document, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if limit < 0 {
+		return nil, fmt.Errorf("recent %s: limit must not be negative, got %d", collection, limit)
+	}
+	if limit == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM cortex_documents
+		WHERE cluster = $1 AND collection = $2 AND updated_at >= $3
+		ORDER BY updated_at DESC, id LIMIT $4`, cluster, collection, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recent %s: %w", collection, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cortex.Document, error) { return scanDocument(r) })
+	if err != nil {
+		return nil, fmt.Errorf("recent %s: %w", collection, err)
+	}
+	return out, nil
 }
 
 // Keyword ranks documents matching any of the query's words (OR, so a loosely

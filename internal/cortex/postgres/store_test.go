@@ -65,8 +65,8 @@ func TestOpenIsIdempotentAndConcurrent(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM cortex_schema_migrations").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Fatalf("%d migrations recorded, want 3", n)
+	if n != 4 {
+		t.Fatalf("%d migrations recorded, want 4", n)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
@@ -126,25 +127,67 @@ func (s *Store) Get(ctx context.Context, collection, id string) (cortex.Document
 	if err := s.check(); err != nil {
 		return cortex.Document{}, false, err
 	}
-	d := cortex.Document{Collection: collection, ID: id}
-	var meta string
-	var created, updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT cluster, body, metadata, created_at, updated_at
-		FROM documents WHERE collection = ? AND id = ?`, collection, id).
-		Scan(&d.Cluster, &d.Text, &meta, &created, &updated)
+	d, err := scanDocument(s.db.QueryRowContext(ctx, `SELECT `+documentColumns+`
+		FROM documents WHERE collection = ? AND id = ?`, collection, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return cortex.Document{}, false, nil
 	}
 	if err != nil {
 		return cortex.Document{}, false, fmt.Errorf("get %s/%s: %w", collection, id, err)
 	}
+	return d, true, nil
+}
+
+// documentColumns are the columns scanDocument reads.
+const documentColumns = `collection, id, cluster, body, metadata, created_at, updated_at`
+
+func scanDocument(row interface{ Scan(...any) error }) (cortex.Document, error) {
+	var d cortex.Document
+	var meta string
+	var created, updated int64
+	if err := row.Scan(&d.Collection, &d.ID, &d.Cluster, &d.Text, &meta, &created, &updated); err != nil {
+		return cortex.Document{}, err
+	}
 	if meta != "{}" {
 		if err := json.Unmarshal([]byte(meta), &d.Metadata); err != nil {
-			return cortex.Document{}, false, fmt.Errorf("get %s/%s: metadata: %w", collection, id, err)
+			return cortex.Document{}, fmt.Errorf("metadata of %s/%s: %w", d.Collection, d.ID, err)
 		}
 	}
 	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
-	return d, true, nil
+	return d, nil
+}
+
+// Recent returns at most limit documents of one collection and cluster
+// updated at or after since, newest first, ties by id.
+func (s *Store) Recent(ctx context.Context, collection, cluster string, since time.Time, limit int) ([]cortex.Document, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if limit < 0 {
+		return nil, fmt.Errorf("recent %s: limit must not be negative, got %d", collection, limit)
+	}
+	if limit == 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+documentColumns+` FROM documents
+		WHERE cluster = ? AND collection = ? AND updated_at >= ?
+		ORDER BY updated_at DESC, id LIMIT ?`, cluster, collection, toNanosClamped(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("recent %s: %w", collection, err)
+	}
+	defer rows.Close()
+	var out []cortex.Document
+	for rows.Next() {
+		d, err := scanDocument(rows)
+		if err != nil {
+			return nil, fmt.Errorf("recent %s: %w", collection, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent %s: %w", collection, err)
+	}
+	return out, nil
 }
 
 // Keyword ranks documents matching any of the query's words (OR, so a loosely

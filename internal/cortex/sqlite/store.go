@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,8 @@ CREATE TABLE IF NOT EXISTS documents (
 	updated_at INTEGER NOT NULL,
 	UNIQUE (collection, id)
 );
+-- Recent: one cluster's newest documents of a collection, read in index order.
+CREATE INDEX IF NOT EXISTS documents_recent ON documents (cluster, collection, updated_at DESC, id);
 CREATE TABLE IF NOT EXISTS vectors (
 	collection TEXT NOT NULL,
 	id         TEXT NOT NULL,
@@ -167,3 +170,15 @@ func now() time.Time { return time.Now().UTC() }
 func toNanos(t time.Time) int64 { return t.UnixNano() }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// toNanosClamped is toNanos for a time that may lie outside what int64
+// nanoseconds hold (1677 to 2262), such as the zero time: it is clamped.
+func toNanosClamped(t time.Time) int64 {
+	switch {
+	case t.Before(fromNanos(math.MinInt64)):
+		return math.MinInt64
+	case t.After(fromNanos(math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return toNanos(t)
+}
