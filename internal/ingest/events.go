@@ -244,7 +244,11 @@ func FoldedDocument(cluster string, evs []*corev1.Event) cortex.Document {
 	// recognised; the first clip only bounds the cost of redacting.
 	msg := clip(redact.String(sanitize(clip(ev.Message, 4*maxMessageBytes))), maxMessageBytes)
 	ns, obj, reason = clip(ns, maxFieldBytes), clip(obj, maxFieldBytes), clip(reason, maxFieldBytes)
-	text := fmt.Sprintf("Warning %s on %s in namespace %s: %s (seen %d times)", reason, obj, ns, msg, count)
+	where := obj
+	if ns != "" { // nodes and other cluster-scoped objects have none
+		where += " in namespace " + ns
+	}
+	text := fmt.Sprintf("Warning %s on %s: %s (seen %d times)", reason, where, msg, count)
 	return cortex.Document{
 		ID: id, Collection: cortex.CollectionEvents, Text: text, Cluster: cluster,
 		CreatedAt: first, UpdatedAt: last,

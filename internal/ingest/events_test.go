@@ -362,6 +362,11 @@ func TestFoldedDocument(t *testing.T) {
 	if !d1.CreatedAt.Equal(at(0).Time) || !d1.UpdatedAt.Equal(at(30).Time) {
 		t.Fatalf("span %s..%s", d1.CreatedAt, d1.UpdatedAt)
 	}
+	node := warning("", "worker-2", "EvictionThresholdMet", "Attempting to reclaim memory", 3)
+	node.InvolvedObject.Kind = "Node"
+	if got := EventDocument("lab", node).Text; got != "Warning EvictionThresholdMet on node/worker-2: Attempting to reclaim memory (seen 3 times)" {
+		t.Errorf("cluster-scoped event: %q", got)
+	}
 	if d1.ID != EventDocument("lab", a).ID {
 		t.Fatalf("folded id %q differs from a single event's", d1.ID)
 	}
