@@ -45,6 +45,7 @@ func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, i
 	if err != nil {
 		return err
 	}
+	var gen int64
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if err := s.checkDim(dim); err != nil {
 			return fmt.Errorf("upsert %d vectors: %w", len(rows), err)
@@ -58,9 +59,12 @@ func (s *Store) UpsertWithVectors(ctx context.Context, docs []cortex.Document, i
 			if err := upsertVectorRows(ctx, tx, rows); err != nil {
 				return fmt.Errorf("upsert %d vectors: %w", len(rows), err)
 			}
+			if err := tx.QueryRowContext(ctx, `UPDATE vecgen SET gen = gen + 1 RETURNING gen`).Scan(&gen); err != nil {
+				return fmt.Errorf("upsert %d vectors: bump generation: %w", len(rows), err)
+			}
 		}
 		return nil
-	}, func() { s.commitVectors(rows, dim) })
+	}, func() { s.commitVectors(rows, dim, gen) })
 }
 
 func upsertDocs(ctx context.Context, tx *sql.Tx, docs []cortex.Document) error {

@@ -31,6 +31,11 @@ type Store struct {
 
 	vmu sync.RWMutex
 	vec matrix
+	// vgen is the vector generation vec reflects. Every vector write bumps
+	// the generation in the file, so a Search notices another process's
+	// writes (shepherd ingest beside a running serve) and reloads.
+	vgen int64
+	rmu  sync.Mutex // one reload at a time
 }
 
 var (
@@ -60,6 +65,11 @@ CREATE TABLE IF NOT EXISTS vectors (
 	vec        BLOB NOT NULL,
 	PRIMARY KEY (collection, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vecgen (
+	one INTEGER PRIMARY KEY CHECK (one = 1),
+	gen INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO vecgen (one, gen) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS known_errors (
 	id         TEXT PRIMARY KEY,
 	pattern    TEXT NOT NULL,

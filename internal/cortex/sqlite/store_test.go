@@ -79,3 +79,42 @@ func TestRetrieval(t *testing.T) {
 		return s, s, s
 	})
 }
+
+// TestSeesAnotherProcessWrites: `shepherd ingest` writes to the SQLite file
+// of a running `shepherd serve`; the server's in-memory vectors must pick
+// the new ones up, not only BM25.
+func TestSeesAnotherProcessWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cortex.db")
+	server, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	item := func(id string, v ...float32) cortex.VectorItem {
+		return cortex.VectorItem{Collection: cortex.CollectionDocs, ID: id, Vector: v}
+	}
+	if err := server.UpsertVectors(ctx, []cortex.VectorItem{item("a", 1, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	ingest, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.UpsertVectors(ctx, []cortex.VectorItem{item("b", 0, 1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	ingest.Close()
+	got, err := server.Search(ctx, []float32{0, 1, 0}, cortex.Filter{}, 1)
+	if err != nil || len(got) != 1 || got[0].ID != "b" {
+		t.Fatalf("server does not see the other process's vector: %+v %v", got, err)
+	}
+	// And its own writes after that are not lost.
+	if err := server.UpsertVectors(ctx, []cortex.VectorItem{item("c", 0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = server.Search(ctx, []float32{0, 0, 1}, cortex.Filter{}, 3)
+	if err != nil || len(got) != 3 || got[0].ID != "c" {
+		t.Fatalf("after its own write: %+v %v", got, err)
+	}
+}

@@ -146,8 +146,10 @@ func upsertVectorRows(ctx context.Context, tx *sql.Tx, rows []vrow) error {
 	return nil
 }
 
-// commitVectors makes rows visible to Search once they are on disk.
-func (s *Store) commitVectors(rows []vrow, dim int) {
+// commitVectors makes rows, written as generation gen, visible to Search
+// once they are on disk. If another process wrote in between (gen is not
+// the next one), vgen stays behind so the next Search reloads.
+func (s *Store) commitVectors(rows []vrow, dim int, gen int64) {
 	if len(rows) == 0 {
 		return
 	}
@@ -159,12 +161,70 @@ func (s *Store) commitVectors(rows []vrow, dim int) {
 	for _, r := range rows {
 		s.vec.put(r)
 	}
+	if gen == s.vgen+1 {
+		s.vgen = gen
+	}
 }
 
+func (s *Store) generation(ctx context.Context) (int64, error) {
+	var gen int64
+	err := s.db.QueryRowContext(ctx, `SELECT gen FROM vecgen WHERE one = 1`).Scan(&gen)
+	return gen, err
+}
+
+// refresh reloads the vectors when the file holds a newer generation than
+// memory: another process wrote to it.
+func (s *Store) refresh(ctx context.Context) error {
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: vector generation: %w", err)
+	}
+	s.vmu.RLock()
+	stale := gen != s.vgen
+	s.vmu.RUnlock()
+	if !stale {
+		return nil
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.vmu.RLock()
+	stale = gen != s.vgen
+	s.vmu.RUnlock()
+	if !stale { // another Search reloaded meanwhile
+		return nil
+	}
+	return s.loadVectors(ctx)
+}
+
+// loadVectors reads every vector into memory, retrying until no write
+// landed during the read, so vec and vgen agree.
 func (s *Store) loadVectors(ctx context.Context) error {
+	for {
+		before, err := s.generation(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: load vectors: %w", err)
+		}
+		m, err := s.readVectors(ctx)
+		if err != nil {
+			return err
+		}
+		after, err := s.generation(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: load vectors: %w", err)
+		}
+		if before == after {
+			s.vmu.Lock()
+			s.vec, s.vgen = m, after
+			s.vmu.Unlock()
+			return nil
+		}
+	}
+}
+
+func (s *Store) readVectors(ctx context.Context) (matrix, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT collection, id, cluster, vec FROM vectors`)
 	if err != nil {
-		return fmt.Errorf("sqlite: load vectors: %w", err)
+		return matrix{}, fmt.Errorf("sqlite: load vectors: %w", err)
 	}
 	defer rows.Close()
 	var m matrix
@@ -172,10 +232,10 @@ func (s *Store) loadVectors(ctx context.Context) error {
 		var r vrow
 		var blob []byte
 		if err := rows.Scan(&r.collection, &r.id, &r.cluster, &blob); err != nil {
-			return fmt.Errorf("sqlite: load vectors: %w", err)
+			return matrix{}, fmt.Errorf("sqlite: load vectors: %w", err)
 		}
 		if len(blob)%4 != 0 || len(blob) == 0 {
-			return fmt.Errorf("sqlite: load vectors: %s/%s has a %d-byte vector", r.collection, r.id, len(blob))
+			return matrix{}, fmt.Errorf("sqlite: load vectors: %s/%s has a %d-byte vector", r.collection, r.id, len(blob))
 		}
 		r.vec = make([]float32, len(blob)/4)
 		for i := range r.vec {
@@ -184,15 +244,14 @@ func (s *Store) loadVectors(ctx context.Context) error {
 		if m.dim == 0 {
 			m.dim = len(r.vec)
 		} else if m.dim != len(r.vec) {
-			return fmt.Errorf("sqlite: load vectors: %s/%s has %d dimensions, others %d", r.collection, r.id, len(r.vec), m.dim)
+			return matrix{}, fmt.Errorf("sqlite: load vectors: %s/%s has %d dimensions, others %d", r.collection, r.id, len(r.vec), m.dim)
 		}
 		m.put(r)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: load vectors: %w", err)
+		return matrix{}, fmt.Errorf("sqlite: load vectors: %w", err)
 	}
-	s.vec = m
-	return nil
+	return m, nil
 }
 
 // Search returns the k vectors closest to vector by cosine similarity, by an
@@ -212,6 +271,9 @@ func (s *Store) Search(ctx context.Context, vector []float32, f cortex.Filter, k
 		return nil, nil
 	}
 	k = min(k, maxK)
+	if err := s.refresh(ctx); err != nil {
+		return nil, err
+	}
 	s.vmu.RLock()
 	defer s.vmu.RUnlock()
 	m := &s.vec
