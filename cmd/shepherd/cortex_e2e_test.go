@@ -41,6 +41,7 @@ func runCortex(t *testing.T, log *syncLog, extra ...string) string {
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 4<<20) // a long log line must not stop the reader (and block the process)
 		for sc.Scan() {
 			if log != nil {
 				log.add(sc.Text())

@@ -105,6 +105,7 @@ func startServeDir(t *testing.T, dataDir string, extra ...string) *shepherdProc 
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 4<<20) // a long log line must not stop the reader (and block the process)
 		for sc.Scan() {
 			line := sc.Text()
 			p.stderr.WriteString(line + "\n")
@@ -252,6 +253,10 @@ func exerciseObservation(t *testing.T, s *mcp.ClientSession) {
 	prev, isErr := call(t, s, "get_pod_logs", map[string]any{"namespace": sc.CrashLoopPod.Namespace, "pod": sc.CrashLoopPod.Name, "previous": true})
 	if isErr || !strings.Contains(prev, "previous instance") {
 		t.Errorf("previous logs: %v %s", isErr, prev)
+	}
+	// A container that never restarted has no previous logs: say so.
+	if none, isErr := call(t, s, "get_pod_logs", map[string]any{"namespace": sc.LogPod.Namespace, "pod": sc.LogPod.Name, "previous": true}); !isErr || !strings.Contains(none, "has not terminated or restarted") {
+		t.Errorf("previous logs of a container that never restarted: %v %s", isErr, none)
 	}
 	capped, isErr := call(t, s, "get_pod_logs", map[string]any{"namespace": sc.LogPod.Namespace, "pod": sc.LogPod.Name, "lines": 5000})
 	if isErr || !strings.Contains(capped, "capped at 200 lines") {

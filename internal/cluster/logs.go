@@ -54,6 +54,9 @@ func (c *Cache) Logs(ctx context.Context, ns, pod, container string, lines int, 
 		}
 	}
 	out.Container = container
+	if previous && !hasPrevious(p, container) {
+		return out, &ErrNotFound{What: fmt.Sprintf("previous logs of container %q in pod %s/%s: it has not terminated or restarted yet; ask for the current logs", container, ns, pod)}
+	}
 	tail := int64(lines)
 	req := c.client.Kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &tail, Previous: previous})
 	rc, err := req.Stream(ctx)
@@ -94,4 +97,17 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// hasPrevious reports whether the kubelet may still hold logs of an
+// earlier run of container: it restarted or its last run terminated.
+func hasPrevious(p *corev1.Pod, container string) bool {
+	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name == container {
+				return cs.RestartCount > 0 || cs.LastTerminationState.Terminated != nil
+			}
+		}
+	}
+	return true // no status yet: let the kubelet answer
 }

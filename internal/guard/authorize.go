@@ -287,7 +287,7 @@ func (g *Gate) approve(ctx context.Context, id, who, channel string) (Task, erro
 	}
 	t, err := g.o.Store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && t.Kind != KindTask) {
-		return Task{}, fmt.Errorf("approve: no task with id %q: %w", id, ErrNotFound)
+		return Task{}, fmt.Errorf("approve: no task with id %.64q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Task{}, fmt.Errorf("approve %s: %w", id, err)
@@ -345,7 +345,7 @@ func (g *Gate) Reject(ctx context.Context, id, who string) (Task, error) {
 func (g *Gate) reject(ctx context.Context, id, who string) (Task, error) {
 	t, err := g.o.Store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && t.Kind != KindTask) {
-		return Task{}, fmt.Errorf("reject: no task with id %q: %w", id, ErrNotFound)
+		return Task{}, fmt.Errorf("reject: no task with id %.64q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Task{}, fmt.Errorf("reject %s: %w", id, err)

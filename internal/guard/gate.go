@@ -244,6 +244,11 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 	if in.Action == "" {
 		return Assessment{}, fmt.Errorf("assess: %w: action is empty; describe the change in one sentence", ErrBadRequest)
 	}
+	// The same rule as for a queued task's action, which this text becomes:
+	// and a text Cortex would refuse must not turn into "Cortex is down".
+	if err := humanText(in.Action); err != nil {
+		return Assessment{}, fmt.Errorf("assess: %w: action %s", ErrBadRequest, err)
+	}
 	a := Assessment{ID: newID("a-"), Action: in.Action, Tool: in.Tool, CreatedAt: g.now()}
 	var floors []Floor
 	if in.Tool != "" {

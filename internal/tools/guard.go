@@ -163,7 +163,8 @@ func listPending(ctx context.Context, d *Deps, _ noArgs) (string, error) {
 func guardErr(tool string, err error) error {
 	var re *guard.RefusalError
 	if errors.As(err, &re) || errors.Is(err, guard.ErrBadRequest) || errors.Is(err, guard.ErrOutOfBand) ||
-		errors.Is(err, guard.ErrExpired) || errors.Is(err, guard.ErrDenied) || errors.Is(err, guard.ErrRefused) {
+		errors.Is(err, guard.ErrExpired) || errors.Is(err, guard.ErrDenied) || errors.Is(err, guard.ErrRefused) ||
+		errors.Is(err, guard.ErrNotFound) {
 		return &userError{err.Error()}
 	}
 	return fmt.Errorf("%s: %w", tool, err)

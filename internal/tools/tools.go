@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,7 +95,8 @@ func define[In any](def mcp.Tool, write bool, h handler[In]) Tool {
 				outcome = "error"
 				var ue *userError
 				if !errors.As(err, &ue) {
-					d.Log.Warn("tool failed", "tool", def.Name, "err", err)
+					// Errors may quote arguments of any size: keep a log line short.
+					d.Log.Warn("tool failed", "tool", def.Name, "err", answer.Clip(redact.String(err.Error()), maxErrorBytes))
 				}
 				text = err.Error()
 			}
@@ -220,6 +222,7 @@ func NewServer(d *Deps, tools []Tool, version string) *mcp.Server {
 		Instructions: Instructions,
 		Logger:       d.Log,
 	})
+	s.AddReceivingMiddleware(clipErrors)
 	for _, t := range tools {
 		if t.Needs == "cortex" && d.Memory == nil || t.Needs == "gate" && d.Gate == nil ||
 			t.Needs == "gitops" && (d.GitOps == nil || d.Gate == nil) || t.Needs == "nodes" && (d.Nodes == nil || d.Gate == nil) {
@@ -228,6 +231,34 @@ func NewServer(d *Deps, tools []Tool, version string) *mcp.Server {
 		t.add(s, d)
 	}
 	return s
+}
+
+// maxErrorBytes caps the text of a tool error. Errors quote the argument at
+// fault, and the SDK's schema validation quotes a wrongly typed value whole,
+// however large; the head of the text says what was wrong, the tail why.
+const maxErrorBytes = 2000
+
+// clipErrors shortens every tool error longer than maxErrorBytes to its
+// first 512 and last 1024 bytes.
+func clipErrors(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if r, ok := res.(*mcp.CallToolResult); ok && r != nil && r.IsError {
+			for _, c := range r.Content {
+				if tc, ok := c.(*mcp.TextContent); ok && len(tc.Text) > maxErrorBytes {
+					head, tail := 512, len(tc.Text)-1024
+					for head > 0 && !utf8.RuneStart(tc.Text[head]) {
+						head--
+					}
+					for tail < len(tc.Text) && !utf8.RuneStart(tc.Text[tail]) {
+						tail++
+					}
+					tc.Text = fmt.Sprintf("%s ...[%d bytes cut]... %s", tc.Text[:head], tail-head, tc.Text[tail:])
+				}
+			}
+		}
+		return res, err
+	}
 }
 
 // Metrics counts tool calls for Prometheus.
