@@ -351,3 +351,34 @@ func TestLargeChangeKeepsTheVerdict(t *testing.T) {
 		t.Fatalf("pending list (%d bytes) lacks the task or its shortened content: %.500s", len(list), list)
 	}
 }
+
+// TestAssessRefusesCallsThatCannotRun: assess_risk and queue_task check a
+// write's arguments as the call would, so nothing is authorized or queued
+// that could never run.
+func TestAssessRefusesCallsThatCannotRun(t *testing.T) {
+	p := startServe(t)
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	for _, c := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{}, "namespace is required"},
+		{map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment", "force": true}, `unknown field "force"`},
+		{map[string]any{"namespace": "immich", "name": "no-such-app", "kind": "Deployment"}, "not found"},
+		{map[string]any{"namespace": "immich", "name": "immich", "kind": "CronJob"}, "kind"},
+	} {
+		for _, tool := range []string{"assess_risk", "queue_task"} {
+			in := map[string]any{"action": "restart immich", "tool": "restart_workload", "arguments": c.args}
+			if tool == "queue_task" {
+				in["reason"] = "stuck"
+			}
+			text, isErr := call(t, s, tool, in)
+			if !isErr || !strings.Contains(text, c.want) {
+				t.Errorf("%s with %v: want an error naming %q, got %v %s", tool, c.args, c.want, isErr, text)
+			}
+		}
+	}
+	if list, _ := call(t, s, "list_pending_tasks", map[string]any{}); !strings.HasPrefix(list, "0 tasks") {
+		t.Fatalf("a refused call was queued: %s", list)
+	}
+}

@@ -1,11 +1,14 @@
 package tools
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -109,7 +112,40 @@ func defineWrite[In any](def mcp.Tool, w writeHandler[In]) Tool {
 		return result, nil
 	})
 	t.Needs = "gate"
+	t.validate = func(ctx context.Context, d *Deps, args map[string]any) error {
+		in, err := decodeArgs[In](def.Name, args)
+		if err != nil {
+			return err
+		}
+		return w.prepare(ctx, d, &in)
+	}
 	return t
+}
+
+// decodeArgs turns the arguments given to assess_risk or queue_task for a
+// tool into that tool's input, refusing what a call would: missing required
+// fields, unknown fields and wrong types.
+func decodeArgs[In any](tool string, args map[string]any) (In, error) {
+	var in In
+	schema, err := jsonschema.For[In](nil)
+	if err != nil {
+		return in, fmt.Errorf("schema of %s: %w", tool, err)
+	}
+	for _, r := range schema.Required {
+		if _, ok := args[r]; !ok {
+			return in, badArg("arguments for %s: %s is required", tool, r)
+		}
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return in, badArg("arguments for %s: %s", tool, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, badArg("arguments for %s: %s", tool, err)
+	}
+	return in, nil
 }
 
 func checkName(what, name string) error {

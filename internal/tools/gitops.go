@@ -33,28 +33,52 @@ func gitopsTools() []Tool {
 		Annotations: writeAnnotations("GitOps change", true, false),
 	}, true, gitopsChange)
 	t.Needs = "gitops"
+	t.validate = func(ctx context.Context, d *Deps, args map[string]any) error {
+		in, err := decodeArgs[gitopsIn]("gitops_change", args)
+		if err != nil {
+			return err
+		}
+		op, err := prepareGitops(d, &in)
+		if err == nil && op == gitops.OpRead {
+			return badArg("gitops_change read needs no assessment or approval: call it directly")
+		}
+		return err
+	}
 	return []Tool{t}
 }
 
-func gitopsChange(ctx context.Context, d *Deps, in gitopsIn) (string, error) {
+// prepareGitops normalises a change and, unless it is a read, validates
+// everything but the authorization, so a bad change never uses up an
+// approval (and assess_risk refuses it too).
+func prepareGitops(d *Deps, in *gitopsIn) (gitops.Operation, error) {
 	op, err := gitops.ParseOperation(strings.ToLower(strings.TrimSpace(in.Operation)))
 	if err != nil {
-		return "", badArg("%s", err.Error())
+		return op, badArg("%s", err.Error())
 	}
 	p, err := d.GitOps.Guard.NormalizePath(in.FilePath)
 	if err != nil {
-		return "", badArg("file_path: %s", err.Error())
+		return op, badArg("file_path: %s", err.Error())
 	}
 	in.Operation, in.FilePath = string(op), p
 	if op == gitops.OpRead {
-		return gitopsRead(ctx, d, in)
+		return op, nil
 	}
-	// Validate everything except the authorization before asking the gate,
-	// so a bad change never uses up an approval.
 	probe := gitops.Change{Operation: op, Path: p, Content: in.Content, Message: in.CommitMessage, TaskID: "pending"}
 	if err := d.GitOps.Guard.Validate(probe); err != nil {
-		return "", badArg("%s", err.Error())
+		return op, badArg("%s", err.Error())
 	}
+	return op, nil
+}
+
+func gitopsChange(ctx context.Context, d *Deps, in gitopsIn) (string, error) {
+	op, err := prepareGitops(d, &in)
+	if err != nil {
+		return "", err
+	}
+	if op == gitops.OpRead {
+		return gitopsRead(ctx, d, in)
+	}
+	p := in.FilePath
 	args := argsMap(in)
 	auth, err := d.Gate.Authorize(ctx, "gitops_change", args)
 	if err != nil {

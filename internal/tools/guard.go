@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -90,14 +91,21 @@ func toolFacts(ctx context.Context, d *Deps, tool string, args map[string]any) (
 	if tool == "" {
 		return nil, nil
 	}
-	known := false
-	for _, t := range actTools() {
+	var write *Tool
+	for _, t := range slices.Concat(actTools(), nodeTools(), gitopsTools()) {
 		if t.Name() == tool {
-			known = true
+			write = &t
 		}
 	}
-	if !known && tool != "gitops_change" && tool != "run_node_cmd" {
+	if write == nil {
 		return nil, badArg("tool %q is not a write tool of this server", tool)
+	}
+	// Arguments a call would refuse get the same answer here. A tool this
+	// server does not offer (GitOps or SSH not configured) is only scored.
+	if write.validate != nil && !(write.Needs == "gitops" && d.GitOps == nil) && !(write.Needs == "nodes" && d.Nodes == nil) {
+		if err := write.validate(ctx, d, args); err != nil {
+			return nil, err
+		}
 	}
 	if tool == "delete_crds" {
 		domain, _ := args["domain"].(string)

@@ -59,7 +59,11 @@ type Tool struct {
 	ForWrites bool
 	// Needs names a dependency without which the tool is not offered.
 	Needs string
-	add   func(s *mcp.Server, d *Deps)
+	// validate checks a write's arguments the way a call would, without
+	// running it, so that assess_risk and queue_task refuse a call that
+	// could never run instead of authorizing it.
+	validate func(ctx context.Context, d *Deps, args map[string]any) error
+	add      func(s *mcp.Server, d *Deps)
 }
 
 // Name is the tool's MCP name.
