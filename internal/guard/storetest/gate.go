@@ -476,7 +476,7 @@ func RunGate(t *testing.T, backing Backing) {
 		// assess_risk's action becomes the task's: the same rule, refused
 		// before Cortex is asked (a text it refuses is not an outage).
 		before := len(e.mem.Requests())
-		for _, action := range []string{strings.Repeat("restart shop/api ", 300), "restart ‮ipa/pohs", "a[2Kb"} {
+		for _, action := range []string{strings.Repeat("restart shop/api ", 300), "restart \u202eipa/pohs", "a\x1b[2Kb"} {
 			if _, err := e.gate.Assess(ctx, guard.AssessInput{Action: action, Tool: "scale_workload", Args: scaleArgs}); !errors.Is(err, guard.ErrBadRequest) {
 				t.Errorf("assess %.40q: %v, want a bad request", action, err)
 			}
