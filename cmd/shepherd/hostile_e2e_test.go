@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/gittestserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -279,22 +278,7 @@ func TestToolsSurviveHostileArguments(t *testing.T) {
 	}
 	// A real remote for gitops_change, so that paths reach the backend.
 	const gitToken = "fleet-token-hostile-9"
-	srv, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(srv.Root()) })
-	srv.Auth("fleet", gitToken)
-	if err := srv.StartHTTP(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.StopHTTP)
-	fixture := t.TempDir()
-	os.MkdirAll(filepath.Join(fixture, "clusters", "home"), 0o755)
-	os.WriteFile(filepath.Join(fixture, "clusters", "home", "immich.yaml"), []byte("replicas: 1\n"), 0o644)
-	if err := srv.InitRepo(fixture, "main", "org/fleet.git"); err != nil {
-		t.Fatal(err)
-	}
+	srv := fleetRemote(t, gitToken)
 	// run_node_cmd is offered with a key and an empty known_hosts: no host
 	// is trusted and no sshd is needed, since nothing may run anyway.
 	sshDir := t.TempDir()

@@ -38,16 +38,16 @@ func approveAndCall(t *testing.T, s *mcp.ClientSession, tool string, args map[st
 	return text
 }
 
-func TestGitOpsChangeThroughTheGate(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+// fleetRemote starts a real Git server on loopback (user fleet, password
+// token) holding org/fleet.git with clusters/home/immich.yaml on main.
+func fleetRemote(t *testing.T, token string) *gittestserver.GitServer {
+	t.Helper()
 	srv, err := gittestserver.NewTempGitServer()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(srv.Root()) })
-	srv.Auth("fleet", "fleet-token-7")
+	srv.Auth("fleet", token)
 	if err := srv.StartHTTP(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,14 @@ func TestGitOpsChangeThroughTheGate(t *testing.T) {
 	if err := srv.InitRepo(fixture, "main", "org/fleet.git"); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+func TestGitOpsChangeThroughTheGate(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	srv := fleetRemote(t, "fleet-token-7")
 	remote := srv.HTTPAddress() + "/org/fleet.git"
 
 	p := startServe(t, "--gitops-backend", "git", "--gitops-url", remote, "--gitops-username", "fleet",
