@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -136,6 +138,13 @@ prints the whole report as JSON instead.`,
 				return fmt.Errorf("--since %s: want a positive duration, e.g. 168h for the last 7 days", since)
 			case top < 1 || top > cortex.MaxReportTop:
 				return fmt.Errorf("--top %d: want 1 to %d", top, cortex.MaxReportTop)
+			}
+			// A report only reads: a mistyped --data-dir must not quietly
+			// create an empty store and report that nothing happened.
+			if target.url == "" && target.cf.postgresDSNFile == "" && os.Getenv("SHEPHERD_CORTEX_POSTGRES_DSN") == "" {
+				if _, err := os.Stat(filepath.Join(target.dataDir, "cortex.db")); err != nil {
+					return fmt.Errorf("no embedded Cortex in --data-dir %s (cortex.db: %v); give the data directory shepherd serve uses, or --cortex-url", target.dataDir, errors.Unwrap(err))
+				}
 			}
 			mem, done, err := target.connect(c.Context(), "")
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -105,9 +106,20 @@ func TestCortexReport(t *testing.T) {
 		}
 	}
 
-	// Without --cortex-url the report reads the embedded store.
-	out, err = report("--cluster", "feature-1", "--data-dir", t.TempDir())
+	// Without --cortex-url the report reads the embedded store, which must
+	// exist: a mistyped --data-dir is an error, not an empty report.
+	dataDir := t.TempDir()
+	if out, err := report("--cluster", "feature-1", "--data-dir", dataDir); err == nil || !strings.Contains(out, "no embedded Cortex in --data-dir") {
+		t.Fatalf("report of a missing store: %v\n%s", err, out)
+	}
+	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
+		t.Fatalf("the report created files in --data-dir: %v", entries)
+	}
+	if out, err := exec.Command(bin, "ingest", "docs", writeRunbooks(t), "--data-dir", dataDir, "--cluster-name", "prod").CombinedOutput(); err != nil {
+		t.Fatalf("ingest: %v %s", err, out)
+	}
+	out, err = report("--cluster", "feature-1", "--data-dir", dataDir)
 	if err != nil || !strings.Contains(out, "**Verdict:** No incidents recorded; Cortex holds nothing of cluster feature-1") {
-		t.Fatalf("report of an empty embedded store: %v\n%s", err, out)
+		t.Fatalf("report of an embedded store without feature-1: %v\n%s", err, out)
 	}
 }
