@@ -35,7 +35,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin = filepath.Join(dir, "shepherd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", bin}
+	if os.Getenv("SHEPHERD_E2E_RACE") != "" {
+		// The race detector in the server under test; reports go where
+		// GORACE=log_path=... says.
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build shepherd: %v\n%s", err, out)
 		return 1
 	}

@@ -47,12 +47,34 @@ func TestCrashSafety(t *testing.T) {
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(5+rng.IntN(40)) * time.Millisecond)
+		// Count from the moment the child works on the queue, not from its
+		// start: on a slow machine (or under -race) starting takes longer
+		// than the whole window, and every kill would land before any work.
+		ready := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if sc.Text() == "ready" {
+					close(ready)
+					break
+				}
+			}
+			io.Copy(io.Discard, out)
+		}()
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+		}
+		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Exited() && ws.ExitStatus() == 3 {
 			t.Fatalf("iteration %d: child failed: %v\n%s", i, err, stderr.String())
 		}
@@ -129,6 +151,7 @@ func crashChild(dir string, drain bool) error {
 	if err != nil {
 		return err
 	}
+	fmt.Println("ready")
 	for n := 0; ; n++ {
 		pending, err := g.Pending(ctx)
 		if err != nil {
