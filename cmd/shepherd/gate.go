@@ -40,18 +40,18 @@ func (g *gateFlags) register(fs *pflag.FlagSet) {
 	if self == "" {
 		self = "shepherd"
 	}
-	fs.StringVar(&g.approval, "approval", guard.ApprovalChat, "who may approve queued tasks: chat (approve_task over MCP) or out-of-band (only `shepherd tasks approve`)")
+	fs.StringVar(&g.approval, "approval", guard.ApprovalChat, "who may approve queued tasks: chat (approve_task over MCP) or out-of-band (only shepherd tasks approve)")
 	fs.DurationVar(&g.assessmentTTL, "assessment-ttl", guard.DefaultAssessmentTTL, "how long an auto assessment authorizes its one call")
 	fs.DurationVar(&g.taskTTL, "task-ttl", guard.DefaultTaskTTL, "how long a queued or approved task stays usable")
 	fs.DurationVar(&g.riskTimeout, "risk-timeout", guard.DefaultRiskTimeout, "Cortex slower than this counts as unreachable (the gate then says review)")
-	fs.StringVar(&g.selfNamespace, "self-namespace", self, "shepherd's own namespace, always protected (default: $POD_NAMESPACE or shepherd)")
+	fs.StringVar(&g.selfNamespace, "self-namespace", self, "shepherd's own namespace, always protected; defaults to $POD_NAMESPACE when set")
 	fs.StringSliceVar(&g.protectedNS, "protected-namespaces", def.ProtectedNamespaces, "writes in these namespaces always need a human's review")
 	fs.StringSliceVar(&g.protectedGroups, "protected-groups", def.ProtectedGroups, "deleting CRDs of these API groups always needs review")
 	fs.StringSliceVar(&g.deny, "deny", nil, "globs on tool or tool:target that are always rejected, e.g. delete_crds:*,scale_workload:prod/*")
 	fs.StringVar(&g.queueDSNFile, "queue-dsn-file", "", "file holding a PostgreSQL DSN for the task queue (several replicas); default: files in --data-dir (or SHEPHERD_QUEUE_DSN)")
 	fs.IntVar(&g.auditMaxMB, "audit-max-mb", 100, "rotate audit.jsonl in --data-dir when it would grow past this many MiB; 0: never")
 	fs.IntVar(&g.auditKeep, "audit-keep", 5, "how many rotated audit files (audit.jsonl.1 ...) to keep")
-	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by `shepherd tasks` (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
+	fs.StringVar(&g.adminTokenFile, "admin-token-file", "", "file holding the token of the /admin task API used by shepherd tasks (or SHEPHERD_ADMIN_TOKEN); no token, no admin API")
 }
 
 // auditMetrics counts audit records by tool and decision, and records that
