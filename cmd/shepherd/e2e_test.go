@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -508,5 +509,23 @@ func TestIdleSessionsClose(t *testing.T) {
 	s2 := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
 	if text, isErr := call(t, s2, "list_workloads", map[string]any{"namespace": "immich"}); isErr {
 		t.Fatalf("new session: %s", text)
+	}
+}
+
+// TestHelpIsClean: every command's --help works and shows each flag as
+// "--name type   description" (pflag turns backquoted words in a usage
+// string into the value's name, which garbles the line).
+func TestHelpIsClean(t *testing.T) {
+	garbled := regexp.MustCompile(`(?m)^\s+(-\w, )?--[\w-]+ \S+ \S`)
+	for _, c := range [][]string{{"serve"}, {"stdio"}, {"cortex"}, {"cortex", "report"}, {"ingest", "docs"}, {"ingest", "manifests"},
+		{"tasks", "list"}, {"tasks", "approve"}, {"version"}} {
+		out, err := exec.Command(bin, append(c, "--help")...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%v --help: %v\n%s", c, err, out)
+			continue
+		}
+		if m := garbled.FindString(string(out)); m != "" {
+			t.Errorf("%v --help garbles a flag: %q", c, m)
+		}
 	}
 }
