@@ -74,7 +74,7 @@ func auditMetrics(reg prometheus.Registerer) guard.AuditOption {
 	})
 }
 
-// orphanAfter is how long a task may execute on a shared queue before it
+// orphanAfter is how long a task may execute before it
 // counts as interrupted: well above the longest write (delete_crds waits up
 // to a minute for CRDs to go; a Git push is seconds).
 const orphanAfter = 15 * time.Minute
@@ -124,16 +124,12 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 		return nil, nil, err
 	}
 	// Tasks left executing by a crash are marked interrupted, never re-run.
-	// The file store belongs to this process alone, so whatever executes at
-	// start was interrupted. A PostgreSQL queue is shared by replicas: only
-	// a task executing far longer than any write takes is an orphan, and
-	// the check repeats, so a crashed replica's tasks are found later too.
-	recoverAfter := time.Duration(0)
-	if dsn != "" {
-		recoverAfter = orphanAfter
-	}
+	// The queue may be shared: by replicas on PostgreSQL, and by processes
+	// on one data directory (serve beside stdio, two desktop clients; the
+	// file store locks). So only a task executing far longer than any write
+	// takes is an orphan, and the check repeats to find it.
 	recoverTasks := func(ctx context.Context) {
-		if n, err := gate.Recover(ctx, recoverAfter); err != nil {
+		if n, err := gate.Recover(ctx, orphanAfter); err != nil {
 			d.Log.Warn("recover interrupted tasks", "err", err)
 		} else if n > 0 {
 			d.Log.Warn("tasks interrupted by a restart marked failed", "count", n)
@@ -150,9 +146,7 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 				return
 			case <-t.C:
 				_ = gate.Sweep(context.Background())
-				if dsn != "" {
-					recoverTasks(context.Background())
-				}
+				recoverTasks(context.Background())
 				if time.Now().Minute() == 0 {
 					_, _ = gate.Prune(context.Background(), 7*24*time.Hour)
 				}
