@@ -239,7 +239,7 @@ func FoldedDocument(cluster string, evs []*corev1.Event) cortex.Document {
 	// text over 64 KiB, and one refused document must not stall the rest.
 	cluster, ns, reason := sanitize(cluster), sanitize(io.Namespace), sanitize(ev.Reason)
 	obj = sanitize(obj)
-	id := eventID(cluster, ns, obj, reason)
+	id := eventID(cluster, ns, obj, reason, first)
 	// Redact before the final clip, so a secret cut in half by it is still
 	// recognised; the first clip only bounds the cost of redacting.
 	msg := clip(redact.String(sanitize(clip(ev.Message, 4*maxMessageBytes))), maxMessageBytes)
@@ -267,11 +267,16 @@ const (
 	clipMarker    = " …[clipped]"
 )
 
-// eventID is the (cluster, namespace, object, reason) key. One too long for
-// Cortex keeps a readable prefix and ends in a hash of the whole key, so it
-// stays unique and the same problem still maps to the same document.
-func eventID(cluster, ns, obj, reason string) string {
-	id := fmt.Sprintf("event:%s:%s:%s:%s", cluster, ns, obj, reason)
+// eventID is the (cluster, namespace, object, reason) key of one episode:
+// it ends with when the episode's events were first seen. Kubernetes drops
+// events an hour after they stop; when the problem comes back days later,
+// its new episode gets a document of its own instead of overwriting the
+// history of the last one. Within an episode (and across restarts, since
+// the first-seen time is the events' own) the id stays the same. One too
+// long for Cortex keeps a readable prefix and ends in a hash of the whole
+// key, so it stays unique and stable.
+func eventID(cluster, ns, obj, reason string, first time.Time) string {
+	id := fmt.Sprintf("event:%s:%s:%s:%s@%s", cluster, ns, obj, reason, first.UTC().Format("2006-01-02T15:04:05Z"))
 	if len(id) <= cortex.MaxKeyBytes {
 		return id
 	}

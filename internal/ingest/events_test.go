@@ -206,8 +206,17 @@ func TestEventDocumentFitsCortex(t *testing.T) {
 	if a.ID == b.ID {
 		t.Fatalf("two objects share id %q", a.ID)
 	}
-	if short := EventDocument("lab", warning("ingest", "immich-0", "BackOff", "m", 1)); short.ID != "event:lab:ingest:pod/immich-0:BackOff" {
+	ev := warning("ingest", "immich-0", "BackOff", "m", 1)
+	ev.FirstTimestamp = metav1.NewTime(time.Date(2026, 11, 25, 10, 18, 0, 0, time.UTC))
+	if short := EventDocument("lab", ev); short.ID != "event:lab:ingest:pod/immich-0:BackOff@2026-11-25T10:18:00Z" {
 		t.Fatalf("short id changed: %q", short.ID)
+	}
+	// The same problem back a week later, after its events expired, is a
+	// new episode: a document of its own, the old one kept as history.
+	later := ev.DeepCopy()
+	later.FirstTimestamp = metav1.NewTime(ev.FirstTimestamp.Add(7 * 24 * time.Hour))
+	if EventDocument("lab", later).ID == EventDocument("lab", ev).ID {
+		t.Fatal("a new episode overwrites the last one's document")
 	}
 }
 
