@@ -32,6 +32,8 @@ type gateFlags struct {
 	adminTokenFile  string
 	auditMaxMB      int
 	auditKeep       int
+	autoLimit       int
+	autoWindow      time.Duration
 }
 
 func (g *gateFlags) register(fs *pflag.FlagSet) {
@@ -43,6 +45,8 @@ func (g *gateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.approval, "approval", guard.ApprovalChat, "who may approve queued tasks: chat (approve_task over MCP) or out-of-band (only shepherd tasks approve)")
 	fs.DurationVar(&g.assessmentTTL, "assessment-ttl", guard.DefaultAssessmentTTL, "how long an auto assessment authorizes its one call")
 	fs.DurationVar(&g.taskTTL, "task-ttl", guard.DefaultTaskTTL, "how long a queued or approved task stays usable")
+	fs.IntVar(&g.autoLimit, "auto-write-limit", 5, "writes an auto assessment may authorize per --auto-write-window; further ones need review; 0: no limit")
+	fs.DurationVar(&g.autoWindow, "auto-write-window", guard.DefaultAutoWindow, "the window of --auto-write-limit")
 	fs.DurationVar(&g.riskTimeout, "risk-timeout", guard.DefaultRiskTimeout, "Cortex slower than this counts as unreachable (the gate then says review)")
 	fs.StringVar(&g.selfNamespace, "self-namespace", self, "shepherd's own namespace, always protected; defaults to $POD_NAMESPACE when set")
 	fs.StringSliceVar(&g.protectedNS, "protected-namespaces", def.ProtectedNamespaces, "writes in these namespaces always need a human's review")
@@ -81,6 +85,9 @@ const orphanAfter = 15 * time.Minute
 
 // openGate builds the gate over the task store and audit log in dataDir.
 func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem guard.Memory, d *tools.Deps, reg prometheus.Registerer) (*guard.Gate, func(), error) {
+	if g.autoLimit < 0 || g.autoWindow <= 0 {
+		return nil, nil, fmt.Errorf("want --auto-write-limit >= 0 (0: no limit) and a positive --auto-write-window, got %d and %s", g.autoLimit, g.autoWindow)
+	}
 	if g.auditMaxMB < 0 || g.auditKeep < 1 {
 		return nil, nil, fmt.Errorf("audit log: want --audit-max-mb >= 0 and --audit-keep >= 1, got %d and %d", g.auditMaxMB, g.auditKeep)
 	}
@@ -117,6 +124,7 @@ func (g *gateFlags) openGate(ctx context.Context, dataDir, cluster string, mem g
 		Memory: mem, Store: store, Audit: audit, Floors: floors,
 		AssessmentTTL: g.assessmentTTL, TaskTTL: g.taskTTL, RiskTimeout: g.riskTimeout,
 		Approval: g.approval, Cluster: cluster, Logger: d.Log, Defaults: tools.Defaults(d),
+		AutoLimit: g.autoLimit, AutoWindow: g.autoWindow,
 	})
 	if err != nil {
 		audit.Close()

@@ -382,3 +382,23 @@ func TestAssessRefusesCallsThatCannotRun(t *testing.T) {
 		t.Fatalf("a refused call was queued: %s", list)
 	}
 }
+
+// TestBurstOfAutoWritesNeedsReview: however routine each write looks, more
+// than --auto-write-limit of them in the window need a human.
+func TestBurstOfAutoWritesNeedsReview(t *testing.T) {
+	p := startServe(t, "--auto-write-limit", "1")
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	first, _ := call(t, s, "assess_risk", map[string]any{"action": "restart immich", "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment"}})
+	if jsonField(t, first, "recommendation") != "auto" {
+		t.Fatalf("first write: %s", first)
+	}
+	second, _ := call(t, s, "assess_risk", map[string]any{"action": "restart the immich ML service", "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "immich", "name": "immich-machine-learning", "kind": "Deployment"}})
+	if jsonField(t, second, "recommendation") != "review" || !strings.Contains(second, "limit 1") {
+		t.Fatalf("second write in the window: %s", second)
+	}
+	if out, err := exec.Command(bin, "serve", "--kubeconfig", env.KubeconfigPath, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--auto-write-limit", "-1").CombinedOutput(); err == nil || !strings.Contains(string(out), "--auto-write-limit") {
+		t.Fatalf("negative limit: %v %s", err, out)
+	}
+}

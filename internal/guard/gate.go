@@ -43,6 +43,7 @@ const (
 	DefaultAssessmentTTL = 10 * time.Minute
 	DefaultTaskTTL       = 24 * time.Hour
 	DefaultRiskTimeout   = 5 * time.Second
+	DefaultAutoWindow    = 10 * time.Minute
 )
 
 // Options configure a Gate. Store and Audit are required.
@@ -62,6 +63,12 @@ type Options struct {
 	// keyed, so that queue_task (model-supplied arguments) and the write tool
 	// (arguments after defaults) agree on what "the same call" is.
 	Defaults func(tool string, args map[string]any) map[string]any
+	// AutoLimit caps the writes an auto assessment may authorize within
+	// AutoWindow (executed, running, or granted and not yet used); the next
+	// one needs review. The model that confidently makes ten changes in
+	// thirty seconds is the failure this exists for. 0: no limit.
+	AutoLimit  int
+	AutoWindow time.Duration // default 10 minutes
 }
 
 // Gate decides whether a write may run.
@@ -125,6 +132,12 @@ func New(o Options) (*Gate, error) {
 	}
 	if o.RiskTimeout <= 0 {
 		o.RiskTimeout = DefaultRiskTimeout
+	}
+	if o.AutoWindow <= 0 {
+		o.AutoWindow = DefaultAutoWindow
+	}
+	if o.AutoLimit < 0 {
+		return nil, fmt.Errorf("guard: auto write limit %d: want 0 (none) or more", o.AutoLimit)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -301,6 +314,13 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 		}
 		a.SimilarIncidents = resp.SimilarIncidents
 	}
+	if rec == cortex.Auto && a.Tool != "" && g.o.AutoLimit > 0 {
+		if f, hit := g.burstFloor(ctx, a.key); hit {
+			floors = append(floors, f)
+			rec = cortex.Review
+			reasons = append(reasons, f.Reason)
+		}
+	}
 	a.Floors = floors
 	a.Recommendation = rec
 	a.Score = math.Max(score, floorScore(rec))
@@ -309,6 +329,32 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 		a.Reasoning = "no rule or past incident argues against this"
 	}
 	return a, nil
+}
+
+// burstFloor raises an auto assessment to review when AutoLimit writes were
+// already authorized without a human within AutoWindow. It counts the
+// store's grants, so replicas sharing a PostgreSQL queue share the limit;
+// if it cannot count, it fails closed.
+// An unused grant for the same call (key) does not count: this assessment
+// replaces it.
+func (g *Gate) burstFloor(ctx context.Context, key string) (Floor, bool) {
+	ts, err := g.o.Store.List(ctx, Query{Kind: KindAssessment})
+	if err != nil {
+		return Floor{Min: cortex.Review, Reason: "recent writes could not be counted (" + shortErr(err) + "), so this needs review"}, true
+	}
+	now := g.now()
+	since := now.Add(-g.o.AutoWindow)
+	n := 0
+	for _, t := range ts {
+		outstanding := t.State == StateApproved && now.Before(t.ExpiresAt) && t.Key != key
+		if outstanding || !t.StartedAt.IsZero() && t.StartedAt.After(since) {
+			n++
+		}
+	}
+	if n < g.o.AutoLimit {
+		return Floor{}, false
+	}
+	return Floor{Min: cortex.Review, Reason: fmt.Sprintf("%d writes were authorized without review in the last %s (limit %d); a burst of changes needs a human to look", n, g.o.AutoWindow, g.o.AutoLimit)}, true
 }
 
 func (g *Gate) risk(ctx context.Context, req cortex.RiskRequest) (cortex.RiskResponse, error) {

@@ -146,6 +146,32 @@ func RunGate(t *testing.T, backing Backing) {
 		}
 	})
 
+	t.Run("BurstOfAutoWritesNeedsReview", func(t *testing.T) {
+		e, _ := setup(t, guard.Auto, func(o *guard.Options) { o.AutoLimit, o.AutoWindow = 2, 10*time.Minute })
+		web := map[string]any{"namespace": "shop", "name": "web", "kind": "Deployment"}
+		api := map[string]any{"namespace": "shop", "name": "api", "kind": "Deployment"}
+		db := map[string]any{"namespace": "shop", "name": "db", "kind": "Deployment"}
+		// One executed, one granted and unused: two within the window.
+		assess(t, e, "restart_workload", web)
+		auth, err := e.gate.Authorize(ctx, "restart_workload", web)
+		must(t, err)
+		must(t, e.gate.Finish(ctx, auth, "restarted", nil))
+		assess(t, e, "restart_workload", api)
+		// Assessing the same call again replaces its grant: still two.
+		if a := assess(t, e, "restart_workload", api); a.Recommendation != guard.Auto {
+			t.Fatalf("re-assessing one call counted twice: %+v", a)
+		}
+		third := assess(t, e, "restart_workload", db)
+		if third.Recommendation != guard.Review || third.Authorized || !strings.Contains(third.Reasoning, "limit 2") {
+			t.Fatalf("third write in the window: %+v", third)
+		}
+		// Once the window has passed and the grant expired, auto again.
+		e.clock.Advance(11 * time.Minute)
+		if a := assess(t, e, "restart_workload", db); a.Recommendation != guard.Auto || !a.Authorized {
+			t.Fatalf("after the window: %+v", a)
+		}
+	})
+
 	t.Run("NoAuthorizationTellsNextStep", func(t *testing.T) {
 		e, _ := setup(t, guard.Auto, nil)
 		_, err := e.gate.Authorize(ctx, "restart_workload", map[string]any{"namespace": "shop", "name": "web", "kind": "Deployment"})
