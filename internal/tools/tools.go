@@ -211,7 +211,9 @@ func Select(all []Tool, readOnly bool, enable, disable []string) ([]Tool, error)
 const Instructions = `cluster-shepherd observes and, behind a risk gate, operates one Kubernetes cluster.
 Start with get_cluster_alerts to see what is wrong, then narrow with get_pod_logs, get_flux_status, get_node_status or list_workloads.
 Answers are compact summaries from the live cluster; when one says it was truncated, narrow by namespace.
-Write tools run only after assess_risk returns "auto" for exactly that call, or after a human approved the queued task.`
+Before proposing a fix, call query_cortex: cite what happened in this cluster before and what worked.
+Write tools run only after assess_risk returns "auto" for exactly that call, or after a human approved the queued task.
+Call approve_task only when the human in this conversation has explicitly approved that task; never on your own.`
 
 // NewServer builds an MCP server offering tools. Tools whose dependency is
 // missing (no Cortex, say) are left out.
