@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,7 +71,30 @@ type shepherdProc struct {
 	base    string
 	dataDir string
 	cmd     *exec.Cmd
-	stderr  *strings.Builder
+	stderr  *syncLog // written by a reader goroutine while tests read it
+}
+
+// syncLog is a stderr sink tests can read while the process writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) add(s string) { l.mu.Lock(); l.b.WriteString(s + "\n"); l.mu.Unlock() }
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor polls read until it contains want, for up to five seconds.
+func waitFor(read func() string, want string) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(read(), want) {
+			return true
+		}
+	}
+	return false
 }
 
 // startServe runs `shepherd serve` on a random loopback port and waits until
@@ -93,7 +117,7 @@ func startServeDir(t *testing.T, dataDir string, extra ...string) *shepherdProc 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &shepherdProc{cmd: cmd, stderr: &strings.Builder{}, dataDir: dataDir}
+	p := &shepherdProc{cmd: cmd, stderr: &syncLog{}, dataDir: dataDir}
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -115,7 +139,7 @@ func startServeDir(t *testing.T, dataDir string, extra ...string) *shepherdProc 
 		sc.Buffer(nil, 4<<20) // a long log line must not stop the reader (and block the process)
 		for sc.Scan() {
 			line := sc.Text()
-			p.stderr.WriteString(line + "\n")
+			p.stderr.add(line)
 			var rec map[string]any
 			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "serving MCP" {
 				addr <- rec["addr"].(string)
@@ -527,5 +551,45 @@ func TestHelpIsClean(t *testing.T) {
 		if m := garbled.FindString(string(out)); m != "" {
 			t.Errorf("%v --help garbles a flag: %q", c, m)
 		}
+	}
+}
+
+// TestBearerTokenRotates: a new token written to --auth-token-file (a
+// rotated Kubernetes Secret) takes over without a restart; emptying the file
+// never turns authentication off.
+func TestBearerTokenRotates(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(file, []byte("first-token-123\n"), 0o600)
+	p := startServe(t, "--auth-token-file", file)
+	status := func(tok string) int {
+		req, _ := http.NewRequest("POST", p.base+"/mcp", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status("first-token-123") == 401 {
+		t.Fatal("the first token is refused")
+	}
+	// Kubernetes swaps a Secret's files by renaming; do the same.
+	tmp := file + ".new"
+	os.WriteFile(tmp, []byte("second-token-456\n"), 0o600)
+	os.Rename(tmp, file)
+	if !waitFor(func() string { return fmt.Sprint(status("second-token-456") != 401) }, "true") {
+		t.Fatal("the rotated token was not taken up")
+	}
+	if status("first-token-123") != 401 {
+		t.Fatal("the old token still works after rotation")
+	}
+	os.WriteFile(file, nil, 0o600)
+	time.Sleep(1500 * time.Millisecond)
+	if status("") != 401 || status("second-token-456") == 401 {
+		t.Fatal("an emptied token file changed authentication")
+	}
+	if !waitFor(func() string { return p.stderr.String() }, "keeping the previous token") || strings.Contains(p.stderr.String(), "second-token-456") {
+		t.Fatalf("log: %s", p.stderr.String())
 	}
 }

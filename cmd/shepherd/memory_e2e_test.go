@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,29 +34,6 @@ func writeRunbooks(t *testing.T) string {
 	os.WriteFile(filepath.Join(dir, "authentik.md"), []byte("# Authentik\n\n## Restart\n\nRestart authentik-server after the migration job finished.\n\n"+
 		"## Restart the worker\n\nRestart authentik-worker when tasks pile up.\n"), 0o600)
 	return dir
-}
-
-// syncLog is a stderr sink tests can read while the process writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) add(s string) { l.mu.Lock(); l.b.WriteString(s + "\n"); l.mu.Unlock() }
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// waitFor polls read until it contains want, for up to five seconds.
-func waitFor(read func() string, want string) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(read(), want) {
-			return true
-		}
-	}
-	return false
 }
 
 func TestCortexWarningsReachTheLog(t *testing.T) {

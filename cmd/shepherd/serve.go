@@ -220,7 +220,7 @@ then the environment, then the file. The bearer token comes from
 			defer a.close()
 			h := server.Handler(a.server, server.Options{
 				Listen: listen, Token: token, InsecureNoAuth: insecure,
-				Ready: a.cache.Synced, Gatherer: a.reg, Log: a.log, Extra: a.extraRoutes(), SessionIdleTimeout: idle,
+				Ready: a.cache.Synced, Gatherer: a.reg, Log: a.log, Extra: a.extraRoutes(), SessionIdleTimeout: idle, TokenFile: tokenFile,
 			})
 			return server.Serve(ctx, h, server.Options{Listen: listen, Token: token, InsecureNoAuth: insecure, Log: a.log}, nil)
 		},

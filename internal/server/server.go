@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -34,6 +36,10 @@ type Options struct {
 	// for this long, so clients that vanish without a DELETE do not pile up;
 	// a client then gets 404 and starts a new session. 0 keeps them forever.
 	SessionIdleTimeout time.Duration
+	// TokenFile, when set, is where Token came from: the token is re-read
+	// when the file changes (a rotated Kubernetes Secret) without a restart.
+	// A file that turns empty or unreadable keeps the last token.
+	TokenFile string
 }
 
 // CheckListen refuses to serve without a token on an address other hosts
@@ -65,13 +71,18 @@ func Handler(s *mcp.Server, o Options) http.Handler {
 	mux := http.NewServeMux()
 	streamable := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Logger: o.Log, SessionTimeout: o.SessionIdleTimeout})
 	sse := mcp.NewSSEHandler(get, nil)
-	mux.Handle("/mcp", bearer(o.Token, streamable))
-	mux.Handle("/mcp/", bearer(o.Token, streamable))
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	tok := newTokenSource(o.Token, o.TokenFile, log)
+	mux.Handle("/mcp", bearer(tok, streamable))
+	mux.Handle("/mcp/", bearer(tok, streamable))
 	// The SSE client POSTs its messages to the endpoint the GET announced
 	// (same path, ?sessionid=); /message is accepted too for clients that
 	// were configured with the older two-path layout.
-	mux.Handle("/sse", bearer(o.Token, sse))
-	mux.Handle("/message", bearer(o.Token, sse))
+	mux.Handle("/sse", bearer(tok, sse))
+	mux.Handle("/message", bearer(tok, sse))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -93,18 +104,66 @@ func Handler(s *mcp.Server, o Options) http.Handler {
 
 // Bearer requires "Authorization: Bearer <token>" on next when token is
 // set; other services of shepherd (Cortex) use it too.
-func Bearer(token string, next http.Handler) http.Handler { return bearer(token, next) }
+func Bearer(token string, next http.Handler) http.Handler {
+	return bearer(&tokenSource{token: token}, next)
+}
 
-// bearer requires "Authorization: Bearer <token>" when token is set. The
+// tokenSource is the bearer token, re-read from its file when that changes.
+type tokenSource struct {
+	file string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	token   string
+	checked time.Time
+	mod     time.Time
+	size    int64
+}
+
+func newTokenSource(token, file string, log *slog.Logger) *tokenSource {
+	s := &tokenSource{token: token, file: file, log: log}
+	if fi, err := os.Stat(file); file != "" && err == nil {
+		s.mod, s.size = fi.ModTime(), fi.Size()
+	}
+	return s
+}
+
+// current returns the token, looking at the file at most once a second.
+func (s *tokenSource) current() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == "" || time.Since(s.checked) < time.Second {
+		return s.token
+	}
+	s.checked = time.Now()
+	fi, err := os.Stat(s.file)
+	if err != nil || fi.ModTime().Equal(s.mod) && fi.Size() == s.size {
+		return s.token
+	}
+	s.mod, s.size = fi.ModTime(), fi.Size()
+	b, err := os.ReadFile(s.file)
+	t := strings.TrimSpace(string(b))
+	if err != nil || t == "" {
+		// Never fall back to no auth: keep the last token until a good one.
+		s.log.Warn("bearer token file changed but is unreadable or empty; keeping the previous token", "file", s.file)
+		return s.token
+	}
+	if t != s.token {
+		s.token = t
+		s.log.Info("bearer token reloaded", "file", s.file)
+	}
+	return s.token
+}
+
+// bearer requires "Authorization: Bearer <token>" when a token is set. The
 // comparison is constant-time; failures never echo what was sent.
-func bearer(token string, next http.Handler) http.Handler {
-	if token == "" {
+func bearer(src *tokenSource, next http.Handler) http.Handler {
+	if src.token == "" {
 		return next
 	}
-	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(src.current())) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cluster-shepherd"`)
 			msg := "missing bearer token: send Authorization: Bearer <token>"
 			if ok {
