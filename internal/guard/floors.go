@@ -6,6 +6,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cluster-shepherd/shepherd/internal/cortex"
 )
@@ -101,12 +102,15 @@ func (c FloorConfig) Floors(tool string, args map[string]any) []Floor {
 	}
 	target := targetOf(tool, args)
 	for _, p := range c.Deny {
-		if globMatch(p, tool) || (target != "" && globMatch(p, tool+":"+target)) || deniesSubdomain(p, tool, args) {
+		// Kubernetes names and domains are lower case: a rule or an argument
+		// spelled otherwise still names the same thing. (For file paths this
+		// only denies more.)
+		if globMatch(p, tool) || (target != "" && (globMatch(p, tool+":"+target) || globMatch(strings.ToLower(p), strings.ToLower(tool+":"+target)))) || deniesSubdomain(p, tool, args) {
 			out = append(out, Floor{Min: cortex.Reject, Reason: fmt.Sprintf("denied by policy (rule %q)", p)})
 		}
 	}
-	ns := argString(args, "namespace")
-	if ns != "" && contains(c.ProtectedNamespaces, ns) {
+	ns := strings.ToLower(strings.TrimSpace(argString(args, "namespace")))
+	if ns != "" && containsFold(c.ProtectedNamespaces, ns) {
 		out = append(out, Floor{Min: cortex.Review, Reason: fmt.Sprintf("namespace %s is protected", ns)})
 	}
 	switch tool {
@@ -120,7 +124,7 @@ func (c FloorConfig) Floors(tool string, args map[string]any) []Floor {
 		}
 	case "delete_crds":
 		out = append(out, Floor{Min: cortex.Review, Reason: "deleting CRDs deletes every custom resource of them"})
-		d := strings.ToLower(strings.Trim(argString(args, "domain"), ". "))
+		d := crdDomain(args)
 		for _, g := range c.ProtectedGroups {
 			g = strings.ToLower(g)
 			if d == "" || domainOverlaps(d, g) {
@@ -134,18 +138,62 @@ func (c FloorConfig) Floors(tool string, args map[string]any) []Floor {
 // deniesSubdomain is true when a delete_crds deny rule names groups that
 // deleting the call's domain would take with it: delete_crds removes the
 // domain and all its subdomains, so "delete_crds:*.fluxcd.io" (or
-// "delete_crds:toolkit.fluxcd.io") must also deny domain "fluxcd.io".
+// "delete_crds:toolkit.fluxcd.io", or "delete_crds:toolkit.*.io") must also
+// deny domain "fluxcd.io". Domains are case-insensitive, and so is the rule.
 func deniesSubdomain(pattern, tool string, args map[string]any) bool {
 	rest, ok := strings.CutPrefix(pattern, "delete_crds:")
 	if tool != "delete_crds" || !ok {
 		return false
 	}
-	d := strings.ToLower(strings.Trim(argString(args, "domain"), ". "))
-	base := strings.ToLower(strings.TrimPrefix(rest, "*."))
-	if d == "" || base == "" || strings.ContainsAny(base, "*?[\\") {
+	d := crdDomain(args)
+	if d == "" {
 		return false
 	}
-	return base == d || strings.HasSuffix(base, "."+d)
+	rest = strings.ToLower(rest)
+	if globMatch(rest, d) {
+		return true
+	}
+	// Some subdomain x.d matches rest if a tail of rest, starting at a
+	// token boundary, matches ".d" and the head before it can match x (any
+	// non-empty head can; a "*" can also reach back into x itself).
+	suffix := "." + d
+	for _, k := range globTokenStarts(rest) {
+		if (k > 0 || strings.HasPrefix(rest, "*")) && globMatch(rest[k:], suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// globTokenStarts returns the offsets at which a path.Match token (a
+// character, an escape, a class or a star) begins.
+func globTokenStarts(p string) []int {
+	var out []int
+	for i := 0; i < len(p); {
+		out = append(out, i)
+		switch p[i] {
+		case '\\':
+			i += 2
+		case '[':
+			j := i + 1
+			for j < len(p) && p[j] != ']' {
+				if p[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			i = j + 1
+		default:
+			_, n := utf8.DecodeRuneInString(p[i:])
+			i += n
+		}
+	}
+	return out
+}
+
+// crdDomain is the domain of a delete_crds call as the tool will use it.
+func crdDomain(args map[string]any) string {
+	return strings.ToLower(strings.Trim(argString(args, "domain"), ". "))
 }
 
 // domainOverlaps is true when deleting domain d would touch group g or the
@@ -157,13 +205,13 @@ func domainOverlaps(d, g string) bool {
 func targetOf(tool string, args map[string]any) string {
 	switch tool {
 	case "delete_crds":
-		return argString(args, "domain")
+		return crdDomain(args)
 	case "run_node_cmd":
 		return argString(args, "node")
 	case "gitops_change":
 		return argString(args, "file_path")
 	}
-	ns, name := argString(args, "namespace"), argString(args, "name")
+	ns, name := strings.TrimSpace(argString(args, "namespace")), strings.TrimSpace(argString(args, "name"))
 	if ns != "" || name != "" {
 		return ns + "/" + name
 	}
@@ -180,9 +228,9 @@ func globMatch(pattern, s string) bool {
 	return ok
 }
 
-func contains(list []string, s string) bool {
+func containsFold(list []string, s string) bool {
 	for _, x := range list {
-		if x == s {
+		if strings.EqualFold(strings.TrimSpace(x), s) {
 			return true
 		}
 	}

@@ -326,10 +326,13 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 	a.Score = math.Max(score, floorScore(rec))
 	a.Reasoning = strings.Join(reasons, "; ")
 	if a.Reasoning == "" {
-		a.Reasoning = "no rule or past incident argues against this"
+		a.Reasoning = noObjection
 	}
 	return a, nil
 }
+
+// noObjection is the reasoning of an assessment nothing argued against.
+const noObjection = "no rule or past incident argues against this"
 
 // burstFloor raises an auto assessment to review when AutoLimit writes were
 // already authorized without a human within AutoWindow. It counts the
@@ -338,23 +341,38 @@ func (g *Gate) assess(ctx context.Context, in AssessInput) (Assessment, error) {
 // An unused grant for the same call (key) does not count: this assessment
 // replaces it.
 func (g *Gate) burstFloor(ctx context.Context, key string) (Floor, bool) {
-	ts, err := g.o.Store.List(ctx, Query{Kind: KindAssessment})
+	n, err := g.countAuto(ctx, key, "")
 	if err != nil {
 		return Floor{Min: cortex.Review, Reason: "recent writes could not be counted (" + shortErr(err) + "), so this needs review"}, true
+	}
+	if n < g.o.AutoLimit {
+		return Floor{}, false
+	}
+	return g.burstReason(n), true
+}
+
+func (g *Gate) burstReason(n int) Floor {
+	return Floor{Min: cortex.Review, Reason: fmt.Sprintf("%d writes were authorized without review in the last %s (limit %d); a burst of changes needs a human to look", n, g.o.AutoWindow, g.o.AutoLimit)}
+}
+
+// countAuto counts the auto grants that use up the limit: executed within
+// the window, or outstanding (granted or being granted, unexpired). Grants
+// for key, other than the grant self, do not count.
+func (g *Gate) countAuto(ctx context.Context, key, self string) (int, error) {
+	ts, err := g.o.Store.List(ctx, Query{Kind: KindAssessment})
+	if err != nil {
+		return 0, err
 	}
 	now := g.now()
 	since := now.Add(-g.o.AutoWindow)
 	n := 0
 	for _, t := range ts {
-		outstanding := t.State == StateApproved && now.Before(t.ExpiresAt) && t.Key != key
+		outstanding := (t.State == StateApproved || t.State == StatePending) && now.Before(t.ExpiresAt) && (t.Key != key || t.ID == self)
 		if outstanding || !t.StartedAt.IsZero() && t.StartedAt.After(since) {
 			n++
 		}
 	}
-	if n < g.o.AutoLimit {
-		return Floor{}, false
-	}
-	return Floor{Min: cortex.Review, Reason: fmt.Sprintf("%d writes were authorized without review in the last %s (limit %d); a burst of changes needs a human to look", n, g.o.AutoWindow, g.o.AutoLimit)}, true
+	return n, nil
 }
 
 func (g *Gate) risk(ctx context.Context, req cortex.RiskRequest) (cortex.RiskResponse, error) {
@@ -410,13 +428,44 @@ func (g *Gate) grant(ctx context.Context, a *Assessment) error {
 		}
 	}
 	_, cj, _ := Canonical(a.Tool, a.Arguments)
+	// The grant is stored pending (unusable, and not approvable: it is no
+	// task) and counted before it becomes usable, so that assessments
+	// racing on one replica or several cannot all pass the auto limit: of
+	// grants stored concurrently, the last to count sees all the others.
 	t := Task{
 		ID: a.ID, Kind: KindAssessment, Action: a.Action, Tool: a.Tool, Key: a.key, Arguments: []byte(cj),
 		Recommendation: a.Recommendation, Score: a.Score, Reasoning: a.Reasoning,
-		State: StateApproved, CreatedBy: ClientFrom(ctx), CreatedAt: now, ExpiresAt: now.Add(g.o.AssessmentTTL),
+		State: StatePending, CreatedBy: ClientFrom(ctx), CreatedAt: now, ExpiresAt: now.Add(g.o.AssessmentTTL),
 		ApprovedBy: "auto-assessment", ApprovedVia: "assessment", ApprovedAt: now, UpdatedAt: now,
 	}
 	if err := g.o.Store.Create(ctx, t); err != nil {
+		return fmt.Errorf("assess: record authorization: %w", err)
+	}
+	if g.o.AutoLimit > 0 {
+		n, err := g.countAuto(ctx, a.key, a.ID)
+		if err != nil || n > g.o.AutoLimit {
+			f := g.burstReason(n)
+			if err != nil {
+				f = Floor{Min: cortex.Review, Reason: "recent writes could not be counted (" + shortErr(err) + "), so this needs review"}
+			}
+			if _, err := g.o.Store.Transition(ctx, a.ID, StatePending, func(t *Task) {
+				t.State, t.UpdatedAt, t.Result = StateExpired, g.now(), "withdrawn: "+f.Reason
+			}); err != nil {
+				g.log.Warn("could not withdraw grant", "task", a.ID, "err", err) // pending: never usable
+			}
+			if a.Reasoning == noObjection {
+				a.Reasoning = ""
+			}
+			a.Floors = append(a.Floors, f)
+			a.Recommendation = cortex.Review
+			a.Score = math.Max(a.Score, floorScore(cortex.Review))
+			a.Reasoning = strings.TrimPrefix(a.Reasoning+"; "+f.Reason, "; ")
+			return nil
+		}
+	}
+	if _, err := g.o.Store.Transition(ctx, a.ID, StatePending, func(t *Task) {
+		t.State, t.UpdatedAt = StateApproved, g.now()
+	}); err != nil {
 		return fmt.Errorf("assess: record authorization: %w", err)
 	}
 	a.Authorized = true

@@ -103,7 +103,7 @@ func TestCanonical(t *testing.T) {
 
 func TestFloors(t *testing.T) {
 	cfg := guard.DefaultFloors("shepherd")
-	cfg.Deny = []string{"run_node_cmd:db-*", "delete_crds:*.fluxcd.io", "gitops_change:clusters/prod/*"}
+	cfg.Deny = []string{"run_node_cmd:db-*", "delete_crds:*.fluxcd.io", "gitops_change:clusters/prod/*", "delete_crds:backup.*.longhorn.io", "delete_crds:*.Velero.IO", "scale_workload:payments/*", "scale_workload:Ledger/*"}
 	cases := []struct {
 		name string
 		tool string
@@ -118,6 +118,9 @@ func TestFloors(t *testing.T) {
 		{"scale negative", "scale_workload", map[string]any{"namespace": "shop", "name": "web", "replicas": -1}, guard.Review, ""},
 		{"restart kube-system", "restart_workload", map[string]any{"namespace": "kube-system", "name": "coredns"}, guard.Review, "kube-system is protected"},
 		{"restart flux-system", "restart_workload", map[string]any{"namespace": "flux-system", "name": "source-controller"}, guard.Review, "protected"},
+		{"restart kube-system, odd spelling", "restart_workload", map[string]any{"namespace": " Kube-System", "name": "coredns"}, guard.Review, "protected"},
+		{"scale denied namespace, odd spelling", "scale_workload", map[string]any{"namespace": "Payments ", "name": "api", "replicas": 2}, guard.Reject, "denied"},
+		{"scale denied namespace, odd rule", "scale_workload", map[string]any{"namespace": "ledger", "name": "api", "replicas": 2}, guard.Reject, "denied"},
 		{"restart self", "restart_workload", map[string]any{"namespace": "shepherd", "name": "shepherd"}, guard.Review, "protected"},
 		{"restart app", "restart_workload", map[string]any{"namespace": "shop", "name": "web"}, guard.Auto, ""},
 		{"flux suspend", "run_flux_op", map[string]any{"operation": "suspend", "namespace": "apps", "name": "shop"}, guard.Review, "suspending"},
@@ -128,6 +131,16 @@ func TestFloors(t *testing.T) {
 		{"delete parent of flux", "delete_crds", map[string]any{"domain": "fluxcd.io"}, guard.Reject, "denied"},
 		{"delete parent of flux, odd case", "delete_crds", map[string]any{"domain": "FluxCD.io."}, guard.Reject, "denied"},
 		{"delete tld over flux", "delete_crds", map[string]any{"domain": "io"}, guard.Reject, "denied"},
+		{"delete flux crds, odd case", "delete_crds", map[string]any{"domain": "Toolkit.FluxCD.io."}, guard.Reject, "denied"},
+		{"delete flux crds, spaces", "delete_crds", map[string]any{"domain": " toolkit.fluxcd.io "}, guard.Reject, "denied"},
+		// Deleting longhorn.io takes backup.x.longhorn.io with it.
+		{"delete parent of a wildcard rule", "delete_crds", map[string]any{"domain": "longhorn.io"}, guard.Reject, "denied"},
+		{"delete under a wildcard rule", "delete_crds", map[string]any{"domain": "backup.storage.longhorn.io"}, guard.Reject, "denied"},
+		{"delete beside a wildcard rule", "delete_crds", map[string]any{"domain": "storage.longhorn.io"}, guard.Reject, "denied"},
+		{"delete sibling of a wildcard rule", "delete_crds", map[string]any{"domain": "longhorn.example.io"}, guard.Review, "deleting CRDs"},
+		// Domains are case-insensitive, and so is a rule about them.
+		{"delete under an upper-case rule", "delete_crds", map[string]any{"domain": "backups.velero.io"}, guard.Reject, "denied"},
+		{"delete parent of an upper-case rule", "delete_crds", map[string]any{"domain": "velero.io"}, guard.Reject, "denied"},
 		{"delete sibling of flux", "delete_crds", map[string]any{"domain": "example.io"}, guard.Review, "deleting CRDs"},
 		{"delete k8s.io", "delete_crds", map[string]any{"domain": "apiextensions.k8s.io"}, guard.Review, "protected"},
 		{"delete sub of protected", "delete_crds", map[string]any{"domain": "foo.x-k8s.io"}, guard.Review, "x-k8s.io is protected"},

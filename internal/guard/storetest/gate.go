@@ -172,6 +172,57 @@ func RunGate(t *testing.T, backing Backing) {
 		}
 	})
 
+	t.Run("ConcurrentAssessmentsRespectAutoLimit", func(t *testing.T) {
+		// A model issuing parallel tool calls, to one replica or several,
+		// must not get more auto grants than the limit allows.
+		e, open := setup(t, guard.Auto, func(o *guard.Options) { o.AutoLimit = 2 })
+		e2 := newEnv(t, open(), e.mem, e.clock, func(o *guard.Options) { o.AutoLimit = 2 })
+		var granted atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 12 {
+			g := e.gate
+			if i%2 == 1 {
+				g = e2.gate
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				args := map[string]any{"namespace": "shop", "name": fmt.Sprintf("web-%d", i), "kind": "Deployment"}
+				a, err := g.Assess(ctx, guard.AssessInput{Action: "restart", Tool: "restart_workload", Args: args})
+				if err != nil {
+					t.Errorf("assess: %v", err)
+					return
+				}
+				if a.Authorized {
+					granted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := granted.Load(); n > 2 {
+			t.Fatalf("%d concurrent auto grants, limit 2", n)
+		}
+	})
+
+	t.Run("StoreDownNeverAuto", func(t *testing.T) {
+		for _, limit := range []int{0, 3} {
+			e, open := setup(t, guard.Auto, nil)
+			broken := &failingStore{Store: open()}
+			b := newEnv(t, broken, e.mem, e.clock, func(o *guard.Options) { o.AutoLimit = limit })
+			assess(t, e, "scale_workload", scaleArgs) // a grant exists in the store
+			for _, op := range []string{"list", "transition", "create"} {
+				broken.fail.Store(op)
+				a, err := b.gate.Assess(ctx, guard.AssessInput{Action: "a", Tool: "scale_workload", Args: scaleArgs})
+				if err == nil && (a.Recommendation == guard.Auto || a.Authorized) {
+					t.Errorf("limit %d, %s failing: assessment %s authorized=%v", limit, op, a.Recommendation, a.Authorized)
+				}
+				if _, err := b.gate.Authorize(ctx, "scale_workload", scaleArgs); err == nil {
+					t.Errorf("limit %d, %s failing: write authorized", limit, op)
+				}
+			}
+		}
+	})
+
 	t.Run("NoAuthorizationTellsNextStep", func(t *testing.T) {
 		e, _ := setup(t, guard.Auto, nil)
 		_, err := e.gate.Authorize(ctx, "restart_workload", map[string]any{"namespace": "shop", "name": "web", "kind": "Deployment"})
@@ -576,4 +627,35 @@ func RunGate(t *testing.T, backing Backing) {
 			t.Fatalf("outcome: %+v", out)
 		}
 	})
+}
+
+// failingStore fails one kind of operation, chosen at run time.
+type failingStore struct {
+	guard.Store
+	fail atomic.Value // "list", "create", "transition" or ""
+}
+
+func (f *failingStore) is(op string) bool { s, _ := f.fail.Load().(string); return s == op }
+
+var errStoreDown = errors.New("store is down")
+
+func (f *failingStore) List(ctx context.Context, q guard.Query) ([]guard.Task, error) {
+	if f.is("list") {
+		return nil, errStoreDown
+	}
+	return f.Store.List(ctx, q)
+}
+
+func (f *failingStore) Create(ctx context.Context, t guard.Task) error {
+	if f.is("create") {
+		return errStoreDown
+	}
+	return f.Store.Create(ctx, t)
+}
+
+func (f *failingStore) Transition(ctx context.Context, id string, from guard.State, change func(*guard.Task)) (guard.Task, error) {
+	if f.is("transition") {
+		return guard.Task{}, errStoreDown
+	}
+	return f.Store.Transition(ctx, id, from, change)
 }
