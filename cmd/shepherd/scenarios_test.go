@@ -402,3 +402,19 @@ func TestBurstOfAutoWritesNeedsReview(t *testing.T) {
 		t.Fatalf("negative limit: %v %s", err, out)
 	}
 }
+
+// TestGuardAnswersStayJSON: a guard answer over the byte cap drops its
+// largest fields, names them, and stays valid JSON with the verdict.
+func TestGuardAnswersStayJSON(t *testing.T) {
+	p := startServe(t, "--max-response-bytes", "1024")
+	s := connect(t, &mcp.StreamableClientTransport{Endpoint: p.base + "/mcp", HTTPClient: httpClient(testToken)})
+	action := "restart immich because " + strings.Repeat("the thumbnails queue is stuck again ", 50) // ~1.8 KB
+	text, isErr := call(t, s, "assess_risk", map[string]any{"action": action, "tool": "restart_workload",
+		"arguments": map[string]any{"namespace": "immich", "name": "immich", "kind": "Deployment"}})
+	if isErr || len(text) > 1024 {
+		t.Fatalf("assess (%d bytes): %v %.200s", len(text), isErr, text)
+	}
+	if jsonField(t, text, "recommendation") != "auto" || jsonField(t, text, "next_step") == nil || !strings.Contains(fmt.Sprint(jsonField(t, text, "omitted")), "action") {
+		t.Fatalf("verdict or omission note missing: %s", text)
+	}
+}

@@ -198,13 +198,43 @@ func compactArgs(args map[string]any) map[string]any {
 	return out
 }
 
+// renderJSON answers with v as JSON. Over the byte cap it stays valid JSON:
+// the largest fields are dropped (and named in "omitted") until it fits,
+// never the verdict and what to do next.
 func renderJSON(d *Deps, v any) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
-	if len(b) > d.MaxBytes {
+	if len(b) <= d.MaxBytes {
+		return string(b), nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
 		return answer.Clip(string(b), d.MaxBytes-40) + " [truncated]", nil
+	}
+	var omitted []string
+	for len(b) > d.MaxBytes {
+		largest, size := "", 0
+		for k, x := range m {
+			if keep[k] {
+				continue
+			}
+			if xb, _ := json.Marshal(x); len(xb) > size {
+				largest, size = k, len(xb)
+			}
+		}
+		if largest == "" {
+			break
+		}
+		delete(m, largest)
+		omitted = append(omitted, largest)
+		m["omitted"] = omitted
+		b, _ = json.Marshal(m)
 	}
 	return string(b), nil
 }
+
+// keep are the fields renderJSON never drops.
+var keep = map[string]bool{"assessment_id": true, "task_id": true, "id": true, "recommendation": true, "score": true,
+	"state": true, "authorized": true, "next_step": true, "tool": true, "omitted": true}
