@@ -178,27 +178,17 @@ func RunGate(t *testing.T, backing Backing) {
 		e, open := setup(t, guard.Auto, func(o *guard.Options) { o.AutoLimit = 2 })
 		e2 := newEnv(t, open(), e.mem, e.clock, func(o *guard.Options) { o.AutoLimit = 2 })
 		var granted atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 12 {
-			g := e.gate
-			if i%2 == 1 {
-				g = e2.gate
+		acrossReplicas(12, e.gate, e2.gate, func(i int, g *guard.Gate) {
+			args := map[string]any{"namespace": "shop", "name": fmt.Sprintf("web-%d", i), "kind": "Deployment"}
+			a, err := g.Assess(ctx, guard.AssessInput{Action: "restart", Tool: "restart_workload", Args: args})
+			if err != nil {
+				t.Errorf("assess: %v", err)
+				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				args := map[string]any{"namespace": "shop", "name": fmt.Sprintf("web-%d", i), "kind": "Deployment"}
-				a, err := g.Assess(ctx, guard.AssessInput{Action: "restart", Tool: "restart_workload", Args: args})
-				if err != nil {
-					t.Errorf("assess: %v", err)
-					return
-				}
-				if a.Authorized {
-					granted.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
+			if a.Authorized {
+				granted.Add(1)
+			}
+		})
 		if n := granted.Load(); n > 2 {
 			t.Fatalf("%d concurrent auto grants, limit 2", n)
 		}
@@ -329,21 +319,11 @@ func RunGate(t *testing.T, backing Backing) {
 		tk, err := e.gate.Queue(ctx, guard.QueueInput{Action: "a", Reason: "r", Tool: "scale_workload", Args: scaleArgs})
 		must(t, err)
 		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 16 {
-			g := e.gate
-			if i%2 == 1 {
-				g = e2.gate
+		acrossReplicas(16, e.gate, e2.gate, func(i int, g *guard.Gate) {
+			if _, err := g.Approve(ctx, tk.ID, fmt.Sprintf("human-%d", i), guard.ChannelAdmin); err == nil {
+				wins.Add(1)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := g.Approve(ctx, tk.ID, fmt.Sprintf("human-%d", i), guard.ChannelAdmin); err == nil {
-					wins.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
+		})
 		if wins.Load() != 1 {
 			t.Fatalf("%d approvals succeeded, want 1", wins.Load())
 		}
@@ -354,23 +334,13 @@ func RunGate(t *testing.T, backing Backing) {
 		e2 := newEnv(t, open(), e.mem, e.clock, nil)
 		queueApproved(t, e, scaleArgs)
 		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 16 {
-			g := e.gate
-			if i%2 == 1 {
-				g = e2.gate
+		acrossReplicas(16, e.gate, e2.gate, func(_ int, g *guard.Gate) {
+			if _, err := g.Authorize(ctx, "scale_workload", scaleArgs); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, guard.ErrRefused) {
+				t.Errorf("authorize: %v", err)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := g.Authorize(ctx, "scale_workload", scaleArgs); err == nil {
-					wins.Add(1)
-				} else if !errors.Is(err, guard.ErrRefused) {
-					t.Errorf("authorize: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
+		})
 		if wins.Load() != 1 {
 			t.Fatalf("%d executions authorized, want 1", wins.Load())
 		}
@@ -658,4 +628,22 @@ func (f *failingStore) Transition(ctx context.Context, id string, from guard.Sta
 		return guard.Task{}, errStoreDown
 	}
 	return f.Store.Transition(ctx, id, from, change)
+}
+
+// acrossReplicas runs fn n times at once, alternating between two gates on
+// one store (two replicas), and waits for all.
+func acrossReplicas(n int, a, b *guard.Gate, fn func(i int, g *guard.Gate)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i, g)
+		}()
+	}
+	wg.Wait()
 }
