@@ -27,7 +27,7 @@ func wrapGraph(what string, err error) error {
 // errors so that each backend needs no shared vocabulary).
 func isInputError(err error) bool {
 	m := err.Error()
-	for _, s := range []string{"is empty", "longer than", "not valid UTF-8", "NUL byte", "must not be negative"} {
+	for _, s := range []string{"is empty", "longer than", "not valid UTF-8", "NUL byte", "must not be negative", "is out of range"} {
 		if strings.Contains(m, s) {
 			return true
 		}
@@ -39,6 +39,9 @@ func isInputError(err error) bool {
 func (s *Service) PutKnownError(ctx context.Context, e KnownError) (KnownError, error) {
 	if strings.TrimSpace(e.Pattern) == "" {
 		return KnownError{}, invalid("known error: pattern is empty")
+	}
+	if n := len(e.Pattern) + len(e.Summary); n > s.opts.MaxDocumentBytes {
+		return KnownError{}, invalid("known error: pattern and summary are %d bytes, the limit is %d", n, s.opts.MaxDocumentBytes)
 	}
 	out, err := s.graph.PutKnownError(ctx, e)
 	return out, wrapGraph("put known error", err)
@@ -58,23 +61,35 @@ func (s *Service) PutSolution(ctx context.Context, sol Solution) (Solution, erro
 	if strings.TrimSpace(sol.Description) == "" {
 		return Solution{}, invalid("solution: description is empty")
 	}
+	if n := len(sol.Description); n > s.opts.MaxDocumentBytes {
+		return Solution{}, invalid("solution: description is %d bytes, the limit is %d", n, s.opts.MaxDocumentBytes)
+	}
 	out, err := s.graph.PutSolution(ctx, sol)
 	return out, wrapGraph("put solution", err)
 }
 
 // LinkSolution records that a solution was tried for a known error.
 func (s *Service) LinkSolution(ctx context.Context, errorID, solutionID string) error {
+	if err := checkIDs("known error id", errorID, "solution id", solutionID); err != nil {
+		return err
+	}
 	return wrapGraph("link", s.graph.Link(ctx, errorID, solutionID))
 }
 
 // VerifySolution marks whether a solution is known to work; verified
 // solutions lead the merged context and lower the risk of matching actions.
 func (s *Service) VerifySolution(ctx context.Context, solutionID string, verified bool) error {
+	if err := checkIDs("solution id", solutionID); err != nil {
+		return err
+	}
 	return wrapGraph("verify solution", s.graph.SetVerified(ctx, solutionID, verified))
 }
 
 // SolutionsFor lists the solutions of a known error, verified first.
 func (s *Service) SolutionsFor(ctx context.Context, errorID string) ([]Solution, error) {
+	if err := checkIDs("known error id", errorID); err != nil {
+		return nil, err
+	}
 	out, err := s.graph.SolutionsFor(ctx, errorID)
 	if out == nil {
 		out = []Solution{}
@@ -84,5 +99,19 @@ func (s *Service) SolutionsFor(ctx context.Context, errorID string) ([]Solution,
 
 // AddIncident records a document where a known error showed.
 func (s *Service) AddIncident(ctx context.Context, errorID, documentID string) error {
+	if err := checkIDs("known error id", errorID); err != nil {
+		return err
+	}
 	return wrapGraph("add incident", s.graph.AddIncident(ctx, errorID, documentID))
+}
+
+// checkIDs refuses ids (what, id pairs, from a request's path) that no known
+// error or solution can have, instead of looking them up.
+func checkIDs(whatID ...string) error {
+	for i := 0; i+1 < len(whatID); i += 2 {
+		if err := CheckKey(whatID[i], whatID[i+1]); err != nil {
+			return invalid("%s", err)
+		}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -129,7 +130,7 @@ func NewHandler(svc *Service) http.Handler {
 		metrics.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: clip(fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))})
 	})
 	return mux
 }
@@ -223,7 +224,7 @@ func (h *handler) wrap(name string, fn func(w http.ResponseWriter, r *http.Reque
 			if code >= 500 {
 				h.log.Warn("cortex: request failed", "endpoint", name, "err", err)
 			}
-			writeJSON(w, code, errorBody{Error: err.Error()})
+			writeJSON(w, code, errorBody{Error: clip(err.Error())})
 			return
 		}
 		writeJSON(w, code, out)
@@ -290,10 +291,40 @@ func decode(r *http.Request, v any) error {
 		}
 		return invalid("malformed JSON: %s", err)
 	}
-	if dec.More() {
+	// Only white space may follow the value (dec.More would take a trailing
+	// "}" or "]" for the end of the body).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body is larger than %d bytes: %w", MaxRequestBytes, err)
+		}
 		return invalid("malformed JSON: more than one value in the body")
 	}
 	return nil
+}
+
+// maxErrorBytes caps the message of an error answer: many quote the request
+// (a field name, a value, an id in the path), which may be megabytes.
+const maxErrorBytes = 1024
+
+// clip cuts msg to at most maxErrorBytes as JSON encodes it (an escaped
+// character counts as its escape), saying that it did.
+func clip(msg string) string {
+	n := 0
+	for i, r := range msg {
+		switch {
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' || r == utf8.RuneError:
+			n += 6
+		case r == '"' || r == '\\':
+			n += 2
+		default:
+			n += utf8.RuneLen(r)
+		}
+		if n > maxErrorBytes {
+			return msg[:i] + " … (cut)"
+		}
+	}
+	return msg
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

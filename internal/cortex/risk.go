@@ -241,6 +241,9 @@ func (s *Service) Risk(ctx context.Context, req RiskRequest) (RiskResponse, erro
 	if len(req.Action) > maxQueryBytes {
 		return RiskResponse{}, invalid("action is %d bytes, the limit is %d", len(req.Action), maxQueryBytes)
 	}
+	if len(req.Tool) > MaxKeyBytes {
+		return RiskResponse{}, invalid("tool is %d bytes, the limit is %d", len(req.Tool), MaxKeyBytes)
+	}
 	if req.Action == "" {
 		req.Action = describe(req.Tool, req.Arguments)
 	}
@@ -486,6 +489,12 @@ func (s *Service) RecordOutcome(ctx context.Context, rec OutcomeRecord) error {
 	case OutcomeSucceeded, OutcomeFailed, OutcomeIncident:
 	default:
 		return invalid("outcome must be %s, %s or %s, got %q", OutcomeSucceeded, OutcomeFailed, OutcomeIncident, rec.Outcome)
+	}
+	if len(rec.Tool) > MaxKeyBytes {
+		return invalid("outcome: tool is %d bytes, the limit is %d", len(rec.Tool), MaxKeyBytes)
+	}
+	if err := CheckTime("when", rec.When); err != nil {
+		return invalid("outcome: %s", err)
 	}
 	if rec.When.IsZero() {
 		rec.When = s.opts.Clock()

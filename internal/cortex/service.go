@@ -319,5 +319,10 @@ func (s *Service) prepare(d *Document, collection string) error {
 			return fmt.Errorf("id %q: %s is not valid UTF-8 text", d.ID, what)
 		}
 	}
+	// What the store would refuse is refused here, as the caller's mistake,
+	// before anything is written.
+	if err := CheckDocument(*d); err != nil {
+		return fmt.Errorf("id %q: %w", d.ID, err)
+	}
 	return nil
 }
